@@ -1,0 +1,3 @@
+from prefalign.cli import main
+
+main()

@@ -1,0 +1,279 @@
+"""The run configuration: one typed schema, every field described once.
+
+YAML files, `key=value` overrides, Python dicts and the docs all go through `RunConfig`.
+Errors name the dotted key and suggest the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from prefalign.losses import LOSSES
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(_Section):
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | str = Field(
+        "all-linear", description="Module names to adapt, or 'all-linear' (every linear layer but the LM head)."
+    )
+
+
+class ModelConfig(_Section):
+    path: str = Field(
+        "builtin:smollm2-135m-instruct",
+        description="HF directory, hub id, .gguf file, or builtin:smollm2-135m-instruct.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weight dtype to load the model in."
+    )
+    lora: LoraConfig | None = Field(
+        default_factory=LoraConfig, description="LoRA adapter settings; null trains every weight."
+    )
+    adapter: str | None = Field(
+        None, description="A saved PEFT adapter (e.g. from SFT) to start from; it is also the reference."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of model.path.")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub to run.")
+
+
+class ReferenceConfig(_Section):
+    mode: Literal["auto", "model", "adapter", "none"] = Field(
+        "auto",
+        description="auto: none if the loss needs none, the policy with its adapter disabled under LoRA, "
+        "else a frozen copy (model).",
+    )
+    path: str | None = Field(None, description="Another checkpoint to use as the reference (mode: model).")
+
+
+class DataSource(_Section):
+    path: str = Field(description="Local json/jsonl/csv/parquet file or directory, or a hub dataset name.")
+    format: str = Field("auto", description="Row format; 'auto' detects it from the columns.")
+    split: str = Field("train", description="Split to read from a hub dataset or directory.")
+    name: str | None = Field(None, description="Hub dataset configuration name.")
+
+
+Sources = list[DataSource]
+
+
+class DataConfig(_Section):
+    train: Sources = Field(description="Training data: a path, a source object, or a list of them.")
+    eval: Sources | None = Field(None, description="Held-out data; if absent, eval_fraction of train is held out.")
+    eval_fraction: float = Field(
+        0.0, ge=0, lt=1, description="Fraction of train held out for evaluation when data.eval is absent."
+    )
+    format: str = Field("auto", description="Default row format for sources that do not name one.")
+    template: str | None = Field(
+        None,
+        description="Chat template: null uses the tokenizer's for message lists and none for plain strings; "
+        "'tokenizer' forces the tokenizer's template on plain strings too; 'none' joins text as it is.",
+    )
+    max_length: int = Field(1024, gt=0, description="Longest prompt + completion, in tokens.")
+    max_prompt_length: int | None = Field(512, gt=0, description="Longest prompt; longer ones keep their end.")
+    max_completion_length: int | None = Field(
+        None, gt=0, description="Longest completion; longer ones keep their start."
+    )
+    skip_bad_rows: bool = Field(False, description="Count and skip unusable rows instead of stopping.")
+    num_proc: int | None = Field(None, gt=0, description="Processes for tokenisation (datasets.map).")
+
+    @field_validator("train", "eval", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        return [{"path": item} if isinstance(item, str) else item for item in items]
+
+
+class MethodConfig(_Section):
+    loss: str = Field("sigmoid", description="Loss name from the registry (`prefalign methods`).")
+    beta: float = Field(0.1, gt=0, description="Strength of the KL penalty towards the reference (DPO beta).")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="Probability that a label is flipped (conservative DPO)."
+    )
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        if value not in LOSSES:
+            raise ValueError(f"unknown loss {value!r}{_suggest(value, LOSSES)}; known: {', '.join(LOSSES)}")
+        return value
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (may be fractional).")
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs when set.")
+    batch_size: int = Field(8, gt=0, description="Preference pairs per micro-batch (per process).")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate (5e-4 suits LoRA; use ~5e-7 for full).")
+    schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps spent warming the LR up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null = no clip.")
+    seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
+    eval_every: int | None = Field(None, gt=0, description="Evaluate every N steps (and always at the end).")
+    save_every: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
+    keep_checkpoints: int = Field(2, gt=0, description="How many of the newest checkpoints to keep.")
+    log_every: int = Field(1, gt=0, description="Log train metrics every N steps.")
+    eval_batch_size: int | None = Field(None, gt=0, description="Pairs per eval batch (default batch_size).")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Autocast precision.")
+    resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
+
+
+class EvalConfig(_Section):
+    generations: int = Field(2, ge=0, description="Held-out prompts answered before and after training.")
+    max_new_tokens: int = Field(96, gt=0, description="Tokens generated per held-out prompt (greedy).")
+    before: bool = Field(True, description="Also evaluate the untrained model, for the summary.")
+
+
+class OutputConfig(_Section):
+    dir: str = Field("runs/prefalign", description="The run directory; nothing is written outside it.")
+    save: list[Literal["adapter", "merged"]] = Field(
+        default_factory=lambda: ["adapter", "merged"],
+        description="What to write at the end: adapter (LoRA runs), merged (full model + tokenizer).",
+    )
+    overwrite: bool = Field(False, description="Allow reusing a non-empty run directory.")
+
+
+class RunConfig(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    data: DataConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        spec = LOSSES[self.method.loss]
+        mode = self.reference.mode
+        if not spec.needs_reference and (mode not in ("auto", "none") or self.reference.path):
+            raise ValueError(f"reference.mode: loss {spec.name!r} uses no reference; remove the reference")
+        if spec.needs_reference and mode == "none":
+            raise ValueError(f"reference.mode: loss {spec.name!r} needs a reference; use auto, model or adapter")
+        if mode == "adapter" and self.model.lora is None:
+            raise ValueError("reference.mode: 'adapter' needs model.lora (the adapter is what gets disabled)")
+        if self.reference.path and mode == "adapter":
+            raise ValueError("reference.path: a separate reference checkpoint needs reference.mode: model")
+        if "adapter" in self.output.save and self.model.lora is None:
+            raise ValueError("output.save: 'adapter' needs model.lora; full fine-tuning saves 'merged'")
+        return self
+
+    def resolved_reference_mode(self) -> str:
+        """The reference strategy `auto` stands for with this loss and model."""
+        if self.reference.mode != "auto":
+            return self.reference.mode
+        if not LOSSES[self.method.loss].needs_reference:
+            return "none"
+        if self.reference.path:
+            return "model"
+        return "adapter" if self.model.lora is not None else "model"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _suggest(word: str, choices: Any) -> str:
+    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Field names of the section that `loc` (a pydantic error location) points into."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        for inner in list(candidates):
+            candidates.extend(getattr(inner, "__args__", ()))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key{_suggest(loc[-1], _fields_at(loc))}")
+        elif item["type"] == "missing":
+            lines.append(f"  {key}: required")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {message} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-5` -> (['train', 'lr'], 1e-05); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected dotted.key=value")
+    # YAML 1.1 reads `1e-5` as a string; pydantic's lax mode turns it into the float field it is.
+    value = yaml.safe_load(raw) if raw.strip() else None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for part in keys[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def load_config(
+    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides."""
+    if isinstance(config, RunConfig):
+        if not overrides:
+            return config
+        raw, source = config.model_dump(mode="json"), "config object"
+    elif isinstance(config, dict):
+        raw, source = dict(config), "dict"
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        source = str(path)
+    raw = apply_overrides(raw, list(overrides))
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None

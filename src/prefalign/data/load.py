@@ -1,0 +1,161 @@
+"""Read data sources through `datasets` and turn them into canonical rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from prefalign.config import DataSource
+from prefalign.data.formats import FORMATS, RowError, detect_format
+
+log = logging.getLogger(__name__)
+
+_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
+CANONICAL_COLUMNS = ("prompt", "chosen", "rejected", "plain", "origin")
+
+
+class DataError(ValueError):
+    """Data that cannot be used; the message names the file, row and field."""
+
+
+@dataclass
+class DataReport:
+    """What reading and rendering did to the rows, for the summary and `data validate`."""
+
+    rows_read: int = 0
+    formats: dict[str, int] = field(default_factory=dict)
+    bad_rows: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0
+
+    def merge(self, other: DataReport) -> None:
+        self.rows_read += other.rows_read
+        for name, count in other.formats.items():
+            self.formats[name] = self.formats.get(name, 0) + count
+        self.bad_rows += other.bad_rows
+        for reason, count in other.dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self.truncated += other.truncated
+
+
+def _check_json_types(path: Path) -> None:
+    """Arrow refuses a column whose type changes between rows; find the row and say so plainly."""
+    text = path.read_text()
+    try:
+        rows = json.loads(text) if path.suffix == ".json" and text.lstrip().startswith("[") else None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from None
+    if rows is None:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}: line {number}: not valid JSON: {exc}") from None
+    seen: dict[str, type] = {}
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {number}: expected an object, got {type(row).__name__}")
+        for key, value in row.items():
+            if value is None:
+                continue
+            kind = type(value)
+            if key in seen and seen[key] is not kind:
+                raise DataError(
+                    f"{path}: row {number}: field {key!r}: expected {seen[key].__name__} like the rows "
+                    f"before it, got {kind.__name__}"
+                )
+            seen.setdefault(key, kind)
+
+
+def read_source(source: DataSource) -> datasets.Dataset:
+    """The raw rows of one source: a local file or directory, or a hub dataset name."""
+    path = Path(source.path)
+    try:
+        if path.is_file():
+            builder = _BUILDERS.get(path.suffix.lower())
+            if builder is None:
+                raise DataError(f"{path}: unsupported file type {path.suffix!r}; use json, jsonl, csv or parquet")
+            try:
+                return datasets.load_dataset(builder, data_files=str(path), split="train")
+            except datasets.exceptions.DatasetGenerationError:
+                if builder == "json":
+                    _check_json_types(path)
+                raise
+        if path.is_dir():
+            return datasets.load_dataset(str(path), split=source.split)
+        if source.path.startswith((".", "/")) or Path(source.path).suffix in _BUILDERS:
+            raise DataError(f"{source.path}: file not found")
+        # Anything else is a hub dataset name: the ordinary `load_dataset` call.
+        return datasets.load_dataset(source.path, source.name, split=source.split)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{source.path}: could not read: {exc}") from exc
+
+
+def _convert_batch(batch: dict, indices: list[int], *, fmt_name: str, origin: str) -> dict:
+    convert = FORMATS[fmt_name].convert
+    out: dict[str, list] = {name: [] for name in (*CANONICAL_COLUMNS, "error")}
+    columns = list(batch)
+    for i, index in enumerate(indices):
+        row = {name: batch[name][i] for name in columns}
+        try:
+            canonical = convert(row)
+            error = ""
+        except RowError as exc:
+            canonical = {"prompt": [], "chosen": [], "rejected": [], "plain": False}
+            error = f"row {index + 1}: field {exc}"
+        canonical["origin"] = f"{origin}: row {index + 1}"
+        for name in CANONICAL_COLUMNS:
+            out[name].append(canonical[name])
+        out["error"].append(error)
+    return out
+
+
+def canonical_rows(
+    sources: list[DataSource], default_format: str, *, skip_bad_rows: bool, num_proc: int | None = None
+) -> tuple[datasets.Dataset, DataReport]:
+    """Read every source, convert each row to canonical columns, and report what happened."""
+    parts, report = [], DataReport()
+    for source in sources:
+        raw = read_source(source)
+        if len(raw) == 0:
+            raise DataError(f"{source.path}: no rows")
+        fmt_name = source.format if source.format != "auto" else default_format
+        if fmt_name == "auto":
+            fmt = detect_format(raw[0], source.path)
+            log.info("%s: detected format %s", source.path, fmt.name)
+        elif fmt_name in FORMATS:
+            fmt = FORMATS[fmt_name]
+        else:
+            raise DataError(f"{source.path}: unknown format {fmt_name!r}; known: {', '.join(FORMATS)}")
+        converted = raw.map(
+            _convert_batch,
+            batched=True,
+            with_indices=True,
+            fn_kwargs={"fmt_name": fmt.name, "origin": source.path},
+            remove_columns=raw.column_names,
+            num_proc=num_proc,
+            desc=f"Reading {Path(source.path).name} ({fmt.name})",
+        )
+        errors = [e for e in converted["error"] if e]
+        if errors and not skip_bad_rows:
+            shown = "\n  ".join(f"{source.path}: {e}" for e in errors[:5])
+            more = f"\n  … and {len(errors) - 5} more" if len(errors) > 5 else ""
+            raise DataError(
+                f"{len(errors)} unusable row(s) (set data.skip_bad_rows: true to skip them):\n  {shown}{more}"
+            )
+        report.rows_read += len(raw)
+        report.formats[fmt.name] = report.formats.get(fmt.name, 0) + len(raw)
+        report.bad_rows += [f"{source.path}: {e}" for e in errors]
+        if errors:
+            converted = converted.filter(lambda e: not e, input_columns="error")
+        parts.append(converted.remove_columns("error"))
+    rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    return rows, report

@@ -1,0 +1,62 @@
+"""Held-out evaluation: loss, rewards and preference accuracy over pairs; greedy answers to prompts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from prefalign.data.layout import make_batch
+from prefalign.logps import sequence_logps
+from prefalign.losses import LossSpec
+from prefalign.model.reference import Reference
+from prefalign.objective import pair_losses
+from prefalign.train.metrics import MetricSums
+
+
+@torch.no_grad()
+def evaluate_pairs(
+    scorer: torch.nn.Module,
+    reference: Reference,
+    dataset,
+    spec: LossSpec,
+    hyperparams: dict,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device | str,
+    *,
+    rank: int = 0,
+    world: int = 1,
+) -> MetricSums:
+    """Summed per-pair metrics over this process's share of `dataset` (reduce across processes for means)."""
+    was_training = scorer.training
+    scorer.eval()
+    sums = MetricSums()
+    indices = list(range(rank, len(dataset), world))
+    for start in range(0, len(indices), batch_size):
+        batch = make_batch(dataset.select(indices[start : start + batch_size]), pad_id).to(device)
+        losses, metrics = pair_losses(spec, hyperparams, sequence_logps(scorer, batch), reference.logps(batch))
+        sums.add(losses, metrics)
+    scorer.train(was_training)
+    return sums
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, tokenizer: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> list[str]:
+    """Greedy answers, one prompt at a time (no padding to get wrong), decoded without special tokens."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    answers = []
+    for ids in prompt_ids:
+        input_ids = torch.tensor([ids], device=device)
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
+    model.train(was_training)
+    return answers

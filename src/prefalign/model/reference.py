@@ -1,0 +1,81 @@
+"""Reference strategies: where π_ref's log-probs come from.
+
+- none: reference-free losses.
+- adapter: the policy with its LoRA adapter disabled (no second copy); when the policy continues
+  a saved SFT adapter, the frozen copy of that adapter instead.
+- model: a frozen model, either a copy of the starting policy or `reference.path`.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from prefalign.data.layout import Batch
+from prefalign.logps import SequenceLogps, SequenceScorer, sequence_logps
+from prefalign.model.load import REFERENCE_ADAPTER
+
+
+class Reference:
+    """Gives reference log-probs for a batch (None when the loss uses none)."""
+
+    mode = "none"
+
+    def logps(self, batch: Batch) -> SequenceLogps | None:
+        return None
+
+
+class AdapterReference(Reference):
+    mode = "adapter"
+
+    def __init__(self, scorer: SequenceScorer):
+        self.scorer = scorer  # the policy's own scorer (unwrapped from DDP)
+
+    @contextmanager
+    def _as_reference(self):
+        peft_model = self.scorer.model
+        if REFERENCE_ADAPTER in peft_model.peft_config:
+            active = peft_model.active_adapter
+            # set_adapter also sets requires_grad: the reference stays frozen, the policy's is restored.
+            peft_model.base_model.set_adapter(REFERENCE_ADAPTER, inference_mode=True)
+            try:
+                yield
+            finally:
+                peft_model.base_model.set_adapter(active)
+        else:
+            with peft_model.disable_adapter():
+                yield
+
+    @torch.no_grad()
+    def logps(self, batch: Batch) -> SequenceLogps:
+        with self._as_reference():
+            return sequence_logps(self.scorer, batch)
+
+
+class ModelReference(Reference):
+    mode = "model"
+
+    def __init__(self, model: nn.Module, chunk_size: int = 1024):
+        model.eval()
+        model.requires_grad_(False)
+        self.scorer = SequenceScorer(model, chunk_size)
+
+    @torch.no_grad()
+    def logps(self, batch: Batch) -> SequenceLogps:
+        return sequence_logps(self.scorer, batch)
+
+
+def build_reference(mode: str, policy_scorer: SequenceScorer, reference_model: nn.Module | None) -> Reference:
+    """The reference for a resolved `mode`; `reference_model` is the frozen model for mode 'model'."""
+    if mode == "none":
+        return Reference()
+    if mode == "adapter":
+        return AdapterReference(policy_scorer)
+    if mode == "model":
+        if reference_model is None:
+            reference_model = copy.deepcopy(policy_scorer.model)
+        return ModelReference(reference_model, policy_scorer.chunk_size)
+    raise ValueError(f"reference.mode: unknown mode {mode!r}")

@@ -1,0 +1,234 @@
+"""`prefalign.train(config)`: one run from config to adapter, merged model, model card and summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from prefalign.config import ConfigError, RunConfig, load_config
+from prefalign.data import PreparedData, prepare_data
+from prefalign.data.render import Renderer, RenderSettings
+from prefalign.eval.evaluate import evaluate_pairs, generate
+from prefalign.export.card import model_card
+from prefalign.export.save import merged_model, save_adapter, save_merged
+from prefalign.logps import SequenceScorer
+from prefalign.losses import LOSSES
+from prefalign.model.load import load_base, load_policy, load_tokenizer, resolve_path
+from prefalign.model.reference import build_reference
+from prefalign.train.loop import fit
+
+RUN_MARKER = ".prefalign-run"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    seconds: float
+    before: dict[str, float] | None
+    after: dict[str, float]
+    last_train: dict[str, float]
+    generations: list[dict] = field(default_factory=list)  # {"prompt", "before", "after"}
+    saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged -> path
+
+
+def prepare_run_dir(config: RunConfig) -> Path:
+    """Create the run directory; refuse to clobber anything that is not our own earlier run."""
+    run_dir = Path(config.output.dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        ours = (run_dir / RUN_MARKER).is_file()
+        if config.train.resume:
+            if not ours:
+                raise ConfigError(f"train.resume: {run_dir} is not a prefalign run directory")
+        elif config.output.overwrite:
+            if not ours:
+                raise ConfigError(
+                    f"output.overwrite: {run_dir} holds files that are not a prefalign run; refusing to delete them"
+                )
+            shutil.rmtree(run_dir)
+        else:
+            raise ConfigError(
+                f"output.dir: {run_dir} exists and is not empty; set output.overwrite: true to replace it "
+                "or train.resume: true (--resume) to continue it"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_MARKER).touch()
+    (run_dir / "config.yaml").write_text(config.to_yaml())
+    return run_dir
+
+
+def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tuple[str, list[int]]]:
+    """(text, token ids) of the first held-out prompts, for before/after answers."""
+    rows = data.eval_prompts
+    if rows is None or config.eval.generations == 0:
+        return []
+    d = config.data
+    renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
+    picked = rows.select(range(min(config.eval.generations, len(rows))))
+    return [
+        (row["prompt"][-1]["content"], renderer.prompt_ids(row["prompt"], row["plain"])) for row in picked
+    ]
+
+
+def train(
+    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = False
+) -> RunResult:
+    """Train one run from a config object, dict or YAML path, with optional `key=value` overrides."""
+    import datasets
+    import transformers
+    from accelerate import Accelerator
+
+    started = time.perf_counter()
+    config = load_config(config, overrides)
+    console = Console(quiet=quiet)
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
+    is_main = accelerator.is_main_process
+    run_dir = prepare_run_dir(config) if is_main else Path(config.output.dir)
+    accelerator.wait_for_everyone()
+    transformers.set_seed(config.train.seed)
+
+    spec = LOSSES[config.method.loss]
+    hyperparams = config.method.model_dump(exclude={"loss"})
+    tokenizer = load_tokenizer(config.model)
+    data = prepare_data(config.data, tokenizer, config.train.seed)
+    if is_main:
+        _print_data(console, data)
+
+    mode = config.resolved_reference_mode()
+    policy = load_policy(config.model).to(accelerator.device)
+    reference_model = None
+    if mode == "model":
+        reference_model = load_base(config.model, config.reference.path) if config.reference.path else None
+        if reference_model is None:  # a frozen copy of the starting policy
+            reference_model = load_policy(config.model.model_copy(update={"lora": None}))
+        reference_model.to(accelerator.device)
+    scorer = SequenceScorer(policy)
+    reference = build_reference(mode, scorer, reference_model)
+    pad_id = tokenizer.pad_token_id
+    prompts = _sample_prompts(config, data, tokenizer)
+
+    before_file = run_dir / "before.json"
+    before, before_answers = None, []
+    if config.train.resume and before_file.is_file():
+        saved = json.loads(before_file.read_text())
+        before, before_answers = saved["metrics"], saved["answers"]
+    elif config.eval.before:
+        if data.eval is not None:
+            sums = evaluate_pairs(
+                scorer, reference, data.eval, spec, hyperparams,
+                config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
+                rank=accelerator.process_index, world=accelerator.num_processes,
+            )  # fmt: skip
+            before = sums.means(reduce=lambda t: accelerator.reduce(t.to(accelerator.device), "sum"))
+        before_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
+        if is_main:
+            before_file.write_text(json.dumps({"metrics": before, "answers": before_answers}, indent=1))
+
+    result = fit(
+        accelerator=accelerator,
+        scorer=scorer,
+        reference=reference,
+        spec=spec,
+        hyperparams=hyperparams,
+        train_data=data.train,
+        eval_data=data.eval,
+        pad_id=pad_id,
+        cfg=config.train,
+        run_dir=run_dir,
+        console=console,
+    )
+    del reference, reference_model
+
+    policy = accelerator.unwrap_model(scorer).model
+    after_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
+    generations = [
+        {"prompt": text, "before": b, "after": a}
+        for (text, _), b, a in zip(prompts, before_answers or [""] * len(prompts), after_answers, strict=True)
+    ]
+    saved: dict[str, str] = {}
+    if is_main:
+        if "adapter" in config.output.save:
+            saved["adapter"] = str(save_adapter(policy, tokenizer, run_dir / "adapter"))
+        if "merged" in config.output.save:
+            saved["merged"] = str(save_merged(merged_model(policy), tokenizer, run_dir / "merged"))
+        final = result.last_eval or result.last_train
+        (run_dir / "README.md").write_text(model_card(config, final, before, result.state.step))
+        (run_dir / "generations.json").write_text(json.dumps(generations, indent=1, ensure_ascii=False))
+    accelerator.wait_for_everyone()
+
+    run = RunResult(
+        run_dir=run_dir,
+        steps=result.state.step,
+        seconds=time.perf_counter() - started,
+        before=before,
+        after=result.last_eval,
+        last_train=result.last_train,
+        generations=generations,
+        saved=saved,
+    )
+    if is_main:
+        (run_dir / "result.json").write_text(json.dumps(asdict(run), indent=1, default=str, ensure_ascii=False))
+        print_summary(console, config, run)
+    return run
+
+
+def _print_data(console: Console, data: PreparedData) -> None:
+    r = data.report
+    formats = ", ".join(f"{name} ({count})" for name, count in r.formats.items())
+    line = f"Data: {len(data.train)} training pairs"
+    line += f", {len(data.eval)} held out" if data.eval is not None else ", no held-out split"
+    line += f"; {r.rows_read} rows read as {formats}"
+    if r.bad_rows:
+        line += f"; {len(r.bad_rows)} bad rows skipped"
+    if r.dropped:
+        line += "; dropped: " + ", ".join(f"{n} ({why})" for why, n in r.dropped.items())
+    if r.truncated:
+        line += f"; {r.truncated} truncated"
+    console.print(line)
+
+
+def _fmt(metrics: dict[str, float] | None, name: str) -> str:
+    return "—" if not metrics or name not in metrics else f"{metrics[name]:.3f}"
+
+
+def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
+    minutes, seconds = divmod(int(run.seconds), 60)
+    console.rule(f"[bold]prefalign: {run.steps} steps in {minutes}m{seconds:02d}s")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("held-out metric")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    for name, label in (
+        ("preference_accuracy", "preference accuracy (length-normalised)"),
+        ("rewards/margins", "reward margin"),
+        ("rewards/accuracies", "reward accuracy"),
+        ("loss", "loss"),
+    ):
+        table.add_row(label, _fmt(run.before, name), _fmt(run.after, name))
+    console.print(table)
+    if run.last_train:
+        console.print(
+            f"Last training step: loss {run.last_train['loss']:.4f}, "
+            f"reward margin {run.last_train['rewards/margins']:.3f}"
+        )
+    for i, g in enumerate(run.generations, 1):
+        console.print(f"\n[bold]Held-out prompt {i}:[/bold] {g['prompt']}")
+        console.print(f"[dim]before:[/dim] {g['before']}")
+        console.print(f"[green]after:[/green]  {g['after']}")
+    console.print(f"\nRun directory: [bold]{run.run_dir}[/bold]")
+    if "adapter" in run.saved:
+        base = resolve_path(config.model.path)
+        console.print(
+            "Load the adapter:  PeftModel.from_pretrained("
+            f"AutoModelForCausalLM.from_pretrained({base!r}), {run.saved['adapter']!r})"
+        )
+    if "merged" in run.saved:
+        console.print(f"Load the merged model:  AutoModelForCausalLM.from_pretrained({run.saved['merged']!r})")
