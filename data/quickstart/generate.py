@@ -924,7 +924,7 @@ TRAIN_TOPICS: list[Topic] = [
         "Apollo 11 launched from Florida carrying Neil Armstrong, Buzz Aldrin and Michael "
         "Collins. Armstrong and Aldrin landed in the lunar module Eagle while Collins orbited "
         "above. Stepping onto the surface, Armstrong said, \"That's one small step for man, one "
-        "giant leap for mankind.\" Twelve people walked on the Moon between 1969 and 1972.",
+        'giant leap for mankind." Twelve people walked on the Moon between 1969 and 1972.',
     ),
     T(
         "french_revolution",
@@ -1266,7 +1266,7 @@ TRAIN_TOPICS: list[Topic] = [
         "Nouns include people like teacher or Maria, places like kitchen or Paris, things like "
         "bicycle, and abstract ideas like happiness or freedom. Proper nouns name specific "
         "people or places and start with a capital letter. In a sentence, a noun is often the "
-        "subject, as in \"The dog barked,\" or the object.",
+        'subject, as in "The dog barked," or the object.',
     ),
     T(
         "palindromes",
@@ -1276,7 +1276,7 @@ TRAIN_TOPICS: list[Topic] = [
         ],
         "A palindrome reads the same forwards and backwards, like level or racecar.",
         "Palindromes can be single words, such as radar, kayak and noon, or whole phrases if "
-        "you ignore spaces and punctuation, like \"Never odd or even.\" Numbers can be "
+        'you ignore spaces and punctuation, like "Never odd or even." Numbers can be '
         "palindromic too, such as 12321. Some dates also read the same both ways when written "
         "as digits, such as 22/02/2022.",
     ),
@@ -1299,8 +1299,8 @@ TRAIN_TOPICS: list[Topic] = [
             "What is a simile?",
         ],
         "A simile compares using like or as; a metaphor says one thing is another.",
-        "\"Her smile was like sunshine\" is a simile, because the word like makes the comparison "
-        "openly. \"Her smile was sunshine\" is a metaphor, stating the comparison as if it were "
+        '"Her smile was like sunshine" is a simile, because the word like makes the comparison '
+        'openly. "Her smile was sunshine" is a metaphor, stating the comparison as if it were '
         "literally true. Both help writers describe something vividly by linking it to a "
         "familiar image.",
     ),
@@ -1311,9 +1311,9 @@ TRAIN_TOPICS: list[Topic] = [
             "What's the difference between its and it's?",
         ],
         "It's means it is or it has; its shows possession.",
-        "Use it's only when you could replace it with \"it is\" or \"it has,\" as in \"It's "
-        "raining\" or \"It's been a long day.\" Use its for belonging, as in \"The dog wagged "
-        "its tail.\" The confusion arises because most possessives use an apostrophe, but "
+        'Use it\'s only when you could replace it with "it is" or "it has," as in "It\'s '
+        'raining" or "It\'s been a long day." Use its for belonging, as in "The dog wagged '
+        'its tail." The confusion arises because most possessives use an apostrophe, but '
         "possessive pronouns such as his, hers and its do not.",
     ),
     T(
@@ -1643,10 +1643,10 @@ EVAL_TOPICS: list[Topic] = [
         "alliteration",
         ["What is alliteration?", "Can you give an example of alliteration?"],
         "Alliteration is repeating the same starting sound in nearby words.",
-        "A classic example is the tongue twister \"Peter Piper picked a peck of pickled "
-        "peppers.\" Alliteration makes phrases catchy and memorable, which is why it shows up in "
+        'A classic example is the tongue twister "Peter Piper picked a peck of pickled '
+        'peppers." Alliteration makes phrases catchy and memorable, which is why it shows up in '
         "poetry, slogans, headlines and brand names such as Coca-Cola and PayPal. It depends on "
-        "sound rather than spelling, so \"kind cat\" counts too.",
+        'sound rather than spelling, so "kind cat" counts too.',
     ),
     T(
         "qr_codes",
@@ -1735,12 +1735,10 @@ def validate(train: list[Topic], eval_: list[Topic]) -> None:
         for text in (s, d):
             assert "\n" not in text and text.strip() == text, f"{topic.key}: whitespace"
             assert "  " not in text, f"{topic.key}: double space"
-            assert text[-1] in ".!?\"", f"{topic.key}: missing final punctuation"
+            assert text[-1] in '.!?"', f"{topic.key}: missing final punctuation"
         assert not s.startswith(TLDR_PREFIX) and "TL;DR" not in d, topic.key
         assert _words(s) <= MAX_SUMMARY_WORDS, f"{topic.key}: summary {_words(s)} words"
-        assert MIN_DETAIL_WORDS <= _words(d) <= MAX_DETAIL_WORDS, (
-            f"{topic.key}: detail {_words(d)} words"
-        )
+        assert MIN_DETAIL_WORDS <= _words(d) <= MAX_DETAIL_WORDS, f"{topic.key}: detail {_words(d)} words"
 
 
 def make_row(question: str, summary: str, detail: str) -> dict:

@@ -41,7 +41,7 @@ def train(
     try:
         run_train(config, extra)
     except (ConfigError, DataError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -53,7 +53,11 @@ def methods() -> None:
     table = Table("name", "family", "needs reference", "hyper-parameters", "paper")
     for spec in LOSSES.values():
         table.add_row(
-            spec.name, spec.family, "yes" if spec.needs_reference else "no", ", ".join(spec.hyperparams), spec.paper
+            spec.name,
+            spec.family,
+            "yes" if spec.needs_reference else "no",
+            ", ".join(spec.hyperparams),
+            spec.paper,
         )
     Console().print(table)
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from prefalign.losses import LOSSES
+from prefalign.losses import LOSSES, LossSpec
 
 
 class ConfigError(ValueError):
@@ -29,7 +29,8 @@ class LoraConfig(_Section):
     alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] | str = Field(
-        "all-linear", description="Module names to adapt, or 'all-linear' (every linear layer but the LM head)."
+        "all-linear",
+        description="Module names to adapt, or 'all-linear' (every linear layer but the LM head).",
     )
 
 
@@ -100,7 +101,12 @@ class DataConfig(_Section):
 
 
 class MethodConfig(_Section):
-    loss: str = Field("sigmoid", description="Loss name from the registry (`prefalign methods`).")
+    loss: str | list[str] = Field(
+        "sigmoid", description="Loss name from the registry (`prefalign methods`), or a list of terms to add."
+    )
+    loss_weights: list[float] | None = Field(
+        None, description="Weight of each term when `loss` is a list (default 1 each); e.g. RPO: [sigmoid, sft]."
+    )
     beta: float = Field(0.1, gt=0, description="Strength of the KL penalty towards the reference (DPO beta).")
     label_smoothing: float = Field(
         0.0, ge=0, lt=0.5, description="Probability that a label is flipped (conservative DPO)."
@@ -108,10 +114,35 @@ class MethodConfig(_Section):
 
     @field_validator("loss")
     @classmethod
-    def _known_loss(cls, value: str) -> str:
-        if value not in LOSSES:
-            raise ValueError(f"unknown loss {value!r}{_suggest(value, LOSSES)}; known: {', '.join(LOSSES)}")
+    def _known_loss(cls, value: str | list[str]) -> str | list[str]:
+        names = [value] if isinstance(value, str) else value
+        if not names:
+            raise ValueError("give at least one loss")
+        for name in names:
+            if name not in LOSSES:
+                raise ValueError(f"unknown loss {name!r}{_suggest(name, LOSSES)}; known: {', '.join(LOSSES)}")
+        if all(LOSSES[name].family == "term" for name in names):
+            raise ValueError(f"{', '.join(names)} is a term to add to a preference loss, not a loss on its own")
         return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> MethodConfig:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.names):
+            raise ValueError(f"loss_weights: {len(self.loss_weights)} weights for {len(self.names)} loss terms")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [self.loss] if isinstance(self.loss, str) else list(self.loss)
+
+    def terms(self) -> list[tuple[LossSpec, float]]:
+        """(spec, weight) of every loss term."""
+        weights = self.loss_weights or [1.0] * len(self.names)
+        return [(LOSSES[name], weight) for name, weight in zip(self.names, weights, strict=True)]
+
+    @property
+    def needs_reference(self) -> bool:
+        return any(spec.needs_reference for spec, _ in self.terms())
 
 
 class TrainConfig(_Section):
@@ -160,12 +191,12 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        spec = LOSSES[self.method.loss]
+        loss = " + ".join(self.method.names)
         mode = self.reference.mode
-        if not spec.needs_reference and (mode not in ("auto", "none") or self.reference.path):
-            raise ValueError(f"reference.mode: loss {spec.name!r} uses no reference; remove the reference")
-        if spec.needs_reference and mode == "none":
-            raise ValueError(f"reference.mode: loss {spec.name!r} needs a reference; use auto, model or adapter")
+        if not self.method.needs_reference and (mode not in ("auto", "none") or self.reference.path):
+            raise ValueError(f"reference.mode: loss {loss!r} uses no reference; remove the reference")
+        if self.method.needs_reference and mode == "none":
+            raise ValueError(f"reference.mode: loss {loss!r} needs a reference; use auto, model or adapter")
         if mode == "adapter" and self.model.lora is None:
             raise ValueError("reference.mode: 'adapter' needs model.lora (the adapter is what gets disabled)")
         if self.reference.path and mode == "adapter":
@@ -178,7 +209,7 @@ class RunConfig(_Section):
         """The reference strategy `auto` stands for with this loss and model."""
         if self.reference.mode != "auto":
             return self.reference.mode
-        if not LOSSES[self.method.loss].needs_reference:
+        if not self.method.needs_reference:
             return "none"
         if self.reference.path:
             return "model"
@@ -188,8 +219,31 @@ class RunConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+# Names users bring from TRL / transformers.TrainingArguments, and ours for the same thing.
+_FAMILIAR_NAMES = {
+    "learning_rate": "lr",
+    "lr_scheduler_type": "schedule",
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum",
+    "warmup_steps": "warmup_ratio",
+    "output_dir": "dir",
+    "loss_type": "loss",
+    "model_name_or_path": "path",
+    "lora_r": "r",
+    "lora_alpha": "alpha",
+    "lora_dropout": "dropout",
+    "eval_steps": "eval_every",
+    "save_steps": "save_every",
+    "logging_steps": "log_every",
+    "ref_model": "reference",
+}
+
+
 def _suggest(word: str, choices: Any) -> str:
-    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    choices = list(choices)
+    familiar = _FAMILIAR_NAMES.get(str(word))
+    match = [familiar] if familiar in choices else difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -251,9 +305,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_config(
-    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = ()
-) -> RunConfig:
+def load_config(config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides."""
     if isinstance(config, RunConfig):
         if not overrides:

@@ -29,7 +29,10 @@ class SequenceLogps:
 
     def detach(self) -> SequenceLogps:
         return SequenceLogps(
-            self.chosen_logps.detach(), self.rejected_logps.detach(), self.chosen_lengths, self.rejected_lengths
+            self.chosen_logps.detach(),
+            self.rejected_logps.detach(),
+            self.chosen_lengths,
+            self.rejected_lengths,
         )
 
 

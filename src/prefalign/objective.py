@@ -9,9 +9,13 @@ from prefalign.losses import LossSpec, compute_loss
 
 
 def pair_losses(
-    spec: LossSpec, hyperparams: dict, policy: SequenceLogps, ref: SequenceLogps | None
+    terms: list[tuple[LossSpec, float]], hyperparams: dict, policy: SequenceLogps, ref: SequenceLogps | None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Per-pair losses [B] and per-pair metrics (each [B]; averaging them over pairs gives TRL's values)."""
+    """Per-pair losses [B] (the weighted sum of the terms) and per-pair metrics.
+
+    Each metric is [B]; averaging over pairs gives TRL's values. Rewards come from the first term
+    that defines them.
+    """
     tensors = {
         "policy_chosen_logps": policy.chosen_logps,
         "policy_rejected_logps": policy.rejected_logps,
@@ -21,18 +25,28 @@ def pair_losses(
     if ref is not None:
         tensors["ref_chosen_logps"] = ref.chosen_logps
         tensors["ref_rejected_logps"] = ref.rejected_logps
-    out = compute_loss(spec, tensors, hyperparams)
+    outputs = [(compute_loss(spec, tensors, hyperparams), weight) for spec, weight in terms]
+    losses = sum(weight * out.losses for out, weight in outputs)
+    rewarded = next((out for out, _ in outputs if out.chosen_rewards is not None), None)
+    zeros = torch.zeros_like(policy.chosen_logps.detach())
+    chosen_rewards = rewarded.chosen_rewards if rewarded else zeros
+    rejected_rewards = rewarded.rejected_rewards if rewarded else zeros
+    extra = {name: value.detach() for out, _ in outputs for name, value in out.metrics.items()}
+    if len(terms) > 1:
+        extra.update(
+            {f"loss/{spec.name}": out.losses.detach() for (spec, _), (out, _) in zip(terms, outputs, strict=True)}
+        )
     chosen_avg = policy.chosen_logps.detach() / policy.chosen_lengths.clamp(min=1)
     rejected_avg = policy.rejected_logps.detach() / policy.rejected_lengths.clamp(min=1)
     metrics = {
-        "rewards/chosen": out.chosen_rewards,
-        "rewards/rejected": out.rejected_rewards,
-        "rewards/accuracies": (out.chosen_rewards > out.rejected_rewards).float(),
-        "rewards/margins": out.chosen_rewards - out.rejected_rewards,
+        "rewards/chosen": chosen_rewards,
+        "rewards/rejected": rejected_rewards,
+        "rewards/accuracies": (chosen_rewards > rejected_rewards).float(),
+        "rewards/margins": chosen_rewards - rejected_rewards,
         "logps/chosen": policy.chosen_logps.detach(),
         "logps/rejected": policy.rejected_logps.detach(),
         # Does the model itself prefer the chosen answer, per token (independent of the reference)?
         "preference_accuracy": (chosen_avg > rejected_avg).float(),
-        **{name: value.detach() for name, value in out.metrics.items()},
+        **extra,
     }
-    return out.losses, metrics
+    return losses, metrics

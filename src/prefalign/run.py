@@ -18,10 +18,9 @@ from prefalign.eval.evaluate import evaluate_pairs, generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.logps import SequenceScorer
-from prefalign.losses import LOSSES
 from prefalign.model.load import load_base, load_policy, load_tokenizer, resolve_path
 from prefalign.model.reference import build_reference
-from prefalign.train.loop import fit
+from prefalign.training.loop import fit
 
 RUN_MARKER = ".prefalign-run"
 
@@ -71,9 +70,7 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
     d = config.data
     renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
     picked = rows.select(range(min(config.eval.generations, len(rows))))
-    return [
-        (row["prompt"][-1]["content"], renderer.prompt_ids(row["prompt"], row["plain"])) for row in picked
-    ]
+    return [(row["prompt"][-1]["content"], renderer.prompt_ids(row["prompt"], row["plain"])) for row in picked]
 
 
 def train(
@@ -95,8 +92,8 @@ def train(
     accelerator.wait_for_everyone()
     transformers.set_seed(config.train.seed)
 
-    spec = LOSSES[config.method.loss]
-    hyperparams = config.method.model_dump(exclude={"loss"})
+    terms = config.method.terms()
+    hyperparams = config.method.model_dump(exclude={"loss", "loss_weights"})
     tokenizer = load_tokenizer(config.model)
     data = prepare_data(config.data, tokenizer, config.train.seed)
     if is_main:
@@ -123,7 +120,7 @@ def train(
     elif config.eval.before:
         if data.eval is not None:
             sums = evaluate_pairs(
-                scorer, reference, data.eval, spec, hyperparams,
+                scorer, reference, data.eval, terms, hyperparams,
                 config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
                 rank=accelerator.process_index, world=accelerator.num_processes,
             )  # fmt: skip
@@ -136,7 +133,7 @@ def train(
         accelerator=accelerator,
         scorer=scorer,
         reference=reference,
-        spec=spec,
+        terms=terms,
         hyperparams=hyperparams,
         train_data=data.train,
         eval_data=data.eval,

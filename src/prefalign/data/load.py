@@ -129,7 +129,12 @@ def canonical_rows(
             raise DataError(f"{source.path}: no rows")
         fmt_name = source.format if source.format != "auto" else default_format
         if fmt_name == "auto":
-            fmt = detect_format(raw[0], source.path)
+            try:
+                fmt = detect_format(raw[0], source.path)
+            except ValueError as exc:
+                # formats.py cannot import DataError (load imports it); re-raise as the data error the
+                # CLI reports cleanly, instead of a traceback for an unrecognised column layout.
+                raise DataError(str(exc)) from None
             log.info("%s: detected format %s", source.path, fmt.name)
         elif fmt_name in FORMATS:
             fmt = FORMATS[fmt_name]

@@ -155,7 +155,10 @@ def tokenize_rows(
         num_proc=num_proc,
         desc="Tokenizing",
     )
-    report = DataReport(truncated=sum(tokenized["truncated"]))
+    # Count only the rows that are kept: a row whose prompt was cut and then still filled max_length is
+    # dropped, and counting it as truncated too would report it twice.
+    kept_truncated = zip(tokenized["truncated"], tokenized["drop"], strict=True)
+    report = DataReport(truncated=sum(1 for truncated, drop in kept_truncated if truncated and not drop))
     for reason in tokenized["drop"]:
         if reason:
             report.dropped[reason] = report.dropped.get(reason, 0) + 1

@@ -11,7 +11,7 @@ from prefalign.logps import sequence_logps
 from prefalign.losses import LossSpec
 from prefalign.model.reference import Reference
 from prefalign.objective import pair_losses
-from prefalign.train.metrics import MetricSums
+from prefalign.training.metrics import MetricSums
 
 
 @torch.no_grad()
@@ -19,7 +19,7 @@ def evaluate_pairs(
     scorer: torch.nn.Module,
     reference: Reference,
     dataset,
-    spec: LossSpec,
+    terms: list[tuple[LossSpec, float]],
     hyperparams: dict,
     batch_size: int,
     pad_id: int,
@@ -35,7 +35,7 @@ def evaluate_pairs(
     indices = list(range(rank, len(dataset), world))
     for start in range(0, len(indices), batch_size):
         batch = make_batch(dataset.select(indices[start : start + batch_size]), pad_id).to(device)
-        losses, metrics = pair_losses(spec, hyperparams, sequence_logps(scorer, batch), reference.logps(batch))
+        losses, metrics = pair_losses(terms, hyperparams, sequence_logps(scorer, batch), reference.logps(batch))
         sums.add(losses, metrics)
     scorer.train(was_training)
     return sums

@@ -7,7 +7,6 @@ from pathlib import Path
 import yaml
 
 from prefalign.config import RunConfig
-from prefalign.losses import LOSSES
 from prefalign.model.load import base_model_name
 
 
@@ -21,17 +20,19 @@ def _number(metrics: dict[str, float] | None, name: str) -> str:
 
 def model_card(config: RunConfig, final: dict[str, float], before: dict[str, float] | None, steps: int) -> str:
     lora = config.model.lora is not None
-    spec = LOSSES[config.method.loss]
+    terms = config.method.terms()
+    loss = " + ".join(f"{weight:g}·{spec.name}" if weight != 1 else spec.name for spec, weight in terms)
+    families = {spec.family for spec, _ in terms}
     front = {
         "base_model": base_model_name(config.model.path),
         "library_name": "peft" if lora else "transformers",
         "pipeline_tag": "text-generation",
-        "tags": ["prefalign", "dpo" if spec.family == "dpo" else spec.name, *(["lora"] if lora else [])],
+        "tags": ["prefalign", *sorted(families - {"term"}), *(["lora"] if lora else [])],
     }
     if datasets := _dataset_names(config):
         front["datasets"] = datasets
     hp = {
-        "loss": f"{spec.name} ({spec.paper})",
+        "loss": loss,
         "beta": config.method.beta,
         "learning rate": config.train.lr,
         "schedule": f"{config.train.schedule}, warm-up {config.train.warmup_ratio}",
@@ -45,7 +46,7 @@ def model_card(config: RunConfig, final: dict[str, float], before: dict[str, flo
     lines += [
         f"# {Path(config.output.dir).name}",
         "",
-        f"`{front['base_model']}` aligned with **{spec.name}** preference optimisation by prefalign.",
+        f"`{front['base_model']}` aligned with **{loss}** preference optimisation by prefalign.",
         "",
         "## Hyper-parameters",
         "",

@@ -41,3 +41,20 @@ def sigmoid(
         chosen_rewards=beta * chosen_logratios.detach(),
         rejected_rewards=beta * rejected_logratios.detach(),
     )
+
+
+@register(
+    "sft",
+    family="term",
+    needs_reference=False,
+    paper="NLL on the chosen answer; with sigmoid it is RPO (Pang et al. 2024, arXiv:2404.19733, eq. 3)",
+)
+def sft(policy_chosen_logps: torch.Tensor, chosen_lengths: torch.Tensor) -> LossOutput:
+    """Negative log-likelihood of the chosen answer, per token: L = −log π(y_w|x) / |y_w|.
+
+    Added to a preference loss (`loss: [sigmoid, sft]`) it keeps the chosen answers likely, so the
+    margin cannot be won only by pushing the rejected ones down. Averaged per pair, where TRL's
+    `sft` term averages over all chosen tokens of the batch.
+    """
+    nll = -policy_chosen_logps / chosen_lengths.clamp(min=1)
+    return LossOutput(losses=nll, metrics={"nll_loss": nll.detach()})

@@ -21,11 +21,14 @@ LOSS_INPUTS = (
 
 @dataclass(frozen=True)
 class LossOutput:
-    """What a loss returns: per-pair losses and implicit rewards, shaped [B]."""
+    """What a loss returns: per-pair losses and implicit rewards, shaped [B].
+
+    A term that defines no reward (the NLL term `sft`) leaves the rewards None.
+    """
 
     losses: torch.Tensor
-    chosen_rewards: torch.Tensor
-    rejected_rewards: torch.Tensor
+    chosen_rewards: torch.Tensor | None = None
+    rejected_rewards: torch.Tensor | None = None
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 

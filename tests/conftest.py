@@ -1,0 +1,120 @@
+"""Shared fixtures: the real default tokenizer and tiny random-initialised Llama models built from a config."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS = REPO.parent / "shared" / "peers"
+
+
+@pytest.fixture(scope="session")
+def smollm_dir() -> Path:
+    """The default model converted from its GGUF to safetensors (cached across runs)."""
+    from prefalign.model.load import resolve_path
+
+    return Path(resolve_path("builtin:smollm2-135m-instruct"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(smollm_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm_dir)
+
+
+def make_tiny_model(tokenizer, seed: int = 0, **overrides):
+    """A 2-layer Llama with the real tokenizer's vocabulary; random weights, float32."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **overrides,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A saved tiny model + tokenizer directory, usable as `model.path`."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    make_tiny_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+# A toy preference that a tiny model can learn: answers in capitals are preferred.
+TOY_QUESTIONS = [
+    "Name a colour.", "Name a fruit.", "Name an animal.", "Name a city.", "Name a tool.",
+    "Name a planet.", "Name a tree.", "Name a sport.", "Name a metal.", "Name a river.",
+    "Name a bird.", "Name a drink.", "Name a fish.", "Name a flower.", "Name a month.", "Name a day.",
+]  # fmt: skip
+TOY_ANSWERS = [
+    "red", "apple", "horse", "paris", "hammer", "mars", "oak", "tennis",
+    "iron", "nile", "robin", "tea", "trout", "rose", "may", "monday",
+]  # fmt: skip
+
+
+def toy_rows(conversational: bool = True) -> list[dict]:
+    rows = []
+    for question, answer in zip(TOY_QUESTIONS, TOY_ANSWERS, strict=True):
+        chosen, rejected = f"It is {answer.upper()}.", f"it is {answer} I think"
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": question}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+        else:
+            rows.append({"prompt": f"Q: {question}\nA:", "chosen": f" {chosen}", "rejected": f" {rejected}"})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def toy_data(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "toy.jsonl", toy_rows())
+
+
+def tiny_config(model_dir: Path, data_path: Path, run_dir: Path, **sections) -> dict:
+    """A config dict for a fast run on the tiny model; `sections` update the defaults per section."""
+    config = {
+        "model": {"path": str(model_dir), "lora": {"r": 4, "alpha": 8}},
+        "data": {"train": str(data_path), "max_length": 64},
+        "method": {"loss": "sigmoid", "beta": 0.1},
+        "train": {"batch_size": 4, "max_steps": 2, "lr": 1e-3, "seed": 0},
+        "eval": {"generations": 0, "before": False},
+        "output": {"dir": str(run_dir), "save": ["adapter"]},
+    }
+    for section, values in sections.items():
+        if values is None:
+            config[section] = None
+        else:
+            config.setdefault(section, {}).update(values)
+    return config
