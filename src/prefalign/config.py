@@ -109,7 +109,10 @@ class MethodConfig(_Section):
     )
     beta: float = Field(0.1, gt=0, description="Strength of the KL penalty towards the reference (DPO beta).")
     label_smoothing: float = Field(
-        0.0, ge=0, lt=0.5, description="Probability that a label is flipped (conservative DPO)."
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="Probability that a label is flipped (conservative DPO). TRL 1.16's sigmoid ignores it.",
     )
 
     @field_validator("loss")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def train(
     config = load_config(config, overrides)
     console = Console(quiet=quiet)
     transformers.logging.set_verbosity_error()
+    # peft still calls a transformers property deprecated in 5.x; the warning says nothing to our users.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     datasets.disable_progress_bars()
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
     is_main = accelerator.is_main_process
@@ -118,14 +121,16 @@ def train(
         saved = json.loads(before_file.read_text())
         before, before_answers = saved["metrics"], saved["answers"]
     elif config.eval.before:
-        if data.eval is not None:
-            sums = evaluate_pairs(
-                scorer, reference, data.eval, terms, hyperparams,
-                config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
-                rank=accelerator.process_index, world=accelerator.num_processes,
-            )  # fmt: skip
-            before = sums.means(reduce=lambda t: accelerator.reduce(t.to(accelerator.device), "sum"))
-        before_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
+        # Outside the loop the model is not wrapped by accelerate yet: autocast by hand.
+        with accelerator.autocast():
+            if data.eval is not None:
+                sums = evaluate_pairs(
+                    scorer, reference, data.eval, terms, hyperparams,
+                    config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
+                    rank=accelerator.process_index, world=accelerator.num_processes,
+                )  # fmt: skip
+                before = sums.means(reduce=lambda t: accelerator.reduce(t.to(accelerator.device), "sum"))
+            before_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
         if is_main:
             before_file.write_text(json.dumps({"metrics": before, "answers": before_answers}, indent=1))
 
@@ -145,7 +150,8 @@ def train(
     del reference, reference_model
 
     policy = accelerator.unwrap_model(scorer).model
-    after_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
+    with accelerator.autocast():
+        after_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
     generations = [
         {"prompt": text, "before": b, "after": a}
         for (text, _), b, a in zip(prompts, before_answers or [""] * len(prompts), after_answers, strict=True)
