@@ -63,6 +63,18 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     return path
 
 
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def system(text: str) -> dict:
+    return {"role": "system", "content": text}
+
+
 # A toy preference that a tiny model can learn: answers in capitals are preferred.
 TOY_QUESTIONS = [
     "Name a colour.", "Name a fruit.", "Name an animal.", "Name a city.", "Name a tool.",

@@ -9,19 +9,7 @@ from prefalign.config import DataConfig, DataSource
 from prefalign.data import prepare_data
 from prefalign.data.formats import FORMATS, RowError, detect_format
 from prefalign.data.load import DataError, canonical_rows
-from tests.conftest import TOY_ANSWERS, TOY_QUESTIONS, toy_rows, write_jsonl
-
-
-def user(text):
-    return {"role": "user", "content": text}
-
-
-def assistant(text):
-    return {"role": "assistant", "content": text}
-
-
-def system(text):
-    return {"role": "system", "content": text}
+from tests.conftest import TOY_ANSWERS, TOY_QUESTIONS, assistant, system, toy_rows, user, write_jsonl
 
 
 def read(path, fmt="auto", *, skip_bad_rows=False, default_format="auto"):

@@ -13,21 +13,9 @@ from prefalign.data.formats import FORMATS
 from prefalign.data.layout import padded
 from prefalign.data.load import DataError, canonical_rows
 from prefalign.data.render import Renderer, RenderSettings, tokenize_rows
-from tests.conftest import TOY_ANSWERS, TOY_QUESTIONS, toy_rows, write_jsonl
+from tests.conftest import TOY_ANSWERS, TOY_QUESTIONS, assistant, system, toy_rows, user, write_jsonl
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-
-
-def user(text):
-    return {"role": "user", "content": text}
-
-
-def assistant(text):
-    return {"role": "assistant", "content": text}
-
-
-def system(text):
-    return {"role": "system", "content": text}
 
 
 def settings(max_length=4096, max_prompt_length=None, max_completion_length=None, template=None):
