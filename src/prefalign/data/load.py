@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,37 +41,6 @@ class DataReport:
         self.truncated += other.truncated
 
 
-def _check_json_types(path: Path) -> None:
-    """Arrow refuses a column whose type changes between rows; find the row and say so plainly."""
-    text = path.read_text()
-    try:
-        rows = json.loads(text) if path.suffix == ".json" and text.lstrip().startswith("[") else None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON: {exc}") from None
-    if rows is None:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {number}: not valid JSON: {exc}") from None
-    seen: dict[str, type] = {}
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: row {number}: expected an object, got {type(row).__name__}")
-        for key, value in row.items():
-            if value is None:
-                continue
-            kind = type(value)
-            if key in seen and seen[key] is not kind:
-                raise DataError(
-                    f"{path}: row {number}: field {key!r}: expected {seen[key].__name__} like the rows "
-                    f"before it, got {kind.__name__}"
-                )
-            seen.setdefault(key, kind)
-
-
 def read_source(source: DataSource) -> datasets.Dataset:
     """The raw rows of one source: a local file or directory, or a hub dataset name."""
     path = Path(source.path)
@@ -81,12 +49,8 @@ def read_source(source: DataSource) -> datasets.Dataset:
             builder = _BUILDERS.get(path.suffix.lower())
             if builder is None:
                 raise DataError(f"{path}: unsupported file type {path.suffix!r}; use json, jsonl, csv or parquet")
-            try:
-                return datasets.load_dataset(builder, data_files=str(path), split="train")
-            except datasets.exceptions.DatasetGenerationError:
-                if builder == "json":
-                    _check_json_types(path)
-                raise
+            # Wrong types inside a row are caught by the readers, which name file, row and field.
+            return datasets.load_dataset(builder, data_files=str(path), split="train")
         if path.is_dir():
             return datasets.load_dataset(str(path), split=source.split)
         if source.path.startswith((".", "/")) or Path(source.path).suffix in _BUILDERS:
