@@ -95,6 +95,16 @@ def test_existing_run_directory_is_never_clobbered(tiny_model_dir, toy_data, tmp
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 
+def test_runs_in_one_process_may_change_precision(tiny_model_dir, toy_data, tmp_path):
+    """A notebook or a sweep trains several runs in one process; accelerate's process-wide state must not pin the first
+    run's precision on the next."""
+    for precision in ("bf16", "no"):
+        run_dir = tmp_path / precision
+        config = tiny_config(tiny_model_dir, toy_data, run_dir, train={"max_steps": 1, "mixed_precision": precision})
+        prefalign.train(config, quiet=True)
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["mixed_precision"] == precision
+
+
 def test_accumulation_gives_the_same_updates(tiny_model_dir, tmp_path):
     """batch 8 × accum 1 and batch 4 × accum 2 (and 2 × 4) log the same losses and end at the same weights."""
     data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())

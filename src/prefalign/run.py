@@ -81,6 +81,7 @@ def train(
     import datasets
     import transformers
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     started = time.perf_counter()
     config = load_config(config, overrides)
@@ -89,6 +90,9 @@ def train(
     # peft still calls a transformers property deprecated in 5.x; the warning says nothing to our users.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     datasets.disable_progress_bars()
+    # accelerate keeps one process-wide state and refuses a second run in the same Python process (a notebook,
+    # a sweep, the tests) another precision; reset the per-run part and keep the process group.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
     is_main = accelerator.is_main_process
     run_dir = prepare_run_dir(config) if is_main else Path(config.output.dir)
