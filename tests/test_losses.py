@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES, compute_loss
-from prefalign.losses.dpo import sigmoid
+from prefalign.objective import Objective, paired_inputs
 
 
 def _log_sigmoid(x: float) -> float:
@@ -20,15 +21,31 @@ REF_CHOSEN = [-13.0, -30.0, -8.0]
 REF_REJECTED = [-13.5, -30.0, -8.5]
 
 
+CHOSEN_LENGTHS = [4, 10, 1]
+REJECTED_LENGTHS = [5, 5, 5]
+
+
 def _tensors(requires_grad=False):
     t = [torch.tensor(v, dtype=torch.float32, requires_grad=requires_grad) for v in
          (POLICY_CHOSEN, POLICY_REJECTED, REF_CHOSEN, REF_REJECTED)]  # fmt: skip
     return t
 
 
+def pair_inputs(chosen, rejected, ref_chosen, ref_rejected, f_divergence=("reverse_kl", 0.5)):
+    """Every tensor a paired loss may name, derived from [B] log-probs as training derives them."""
+    lengths_c, lengths_r = torch.tensor(CHOSEN_LENGTHS), torch.tensor(REJECTED_LENGTHS)
+    policy = SequenceLogps.pairs(chosen, rejected, lengths_c, lengths_r)
+    ref = SequenceLogps.pairs(ref_chosen, ref_rejected, lengths_c, lengths_r)
+    return paired_inputs(policy, ref, f_divergence=f_divergence)
+
+
+def loss(name, tensors, **hyperparams):
+    return compute_loss(LOSSES[name], tensors, hyperparams)
+
+
 def test_sigmoid_hand_computed():
     beta = 0.1
-    out = sigmoid(*_tensors(), beta=beta)
+    out = loss("sigmoid", pair_inputs(*_tensors()), beta=beta)
     # pair 0: chosen ratio -12 - -13 = 1.0, rejected ratio -14 - -13.5 = -0.5, h = 1.5, beta*h = 0.15
     # pair 1: chosen ratio -30.5 - -30 = -0.5, rejected ratio -29 - -30 = 1.0, h = -1.5
     # pair 2: chosen ratio -7.25 - -8 = 0.75, rejected ratio -9 - -8.5 = -0.5, h = 1.25
@@ -42,7 +59,7 @@ def test_sigmoid_hand_computed():
 
 def test_sigmoid_label_smoothing_is_conservative_dpo():
     beta, eps = 0.5, 0.2
-    out = sigmoid(*_tensors(), beta=beta, label_smoothing=eps)
+    out = loss("sigmoid", pair_inputs(*_tensors()), beta=beta, label_smoothing=eps)
     logits = [0.5 * 1.5, 0.5 * -1.5, 0.5 * 1.25]
     expected = [-(1 - eps) * _log_sigmoid(x) - eps * _log_sigmoid(-x) for x in logits]
     assert out.losses.tolist() == pytest.approx(expected, rel=1e-6)
@@ -51,7 +68,7 @@ def test_sigmoid_label_smoothing_is_conservative_dpo():
 def test_sigmoid_gradient_direction():
     """Raising the chosen log-prob lowers the loss; raising the rejected one raises it."""
     chosen, rejected, ref_chosen, ref_rejected = _tensors(requires_grad=True)
-    sigmoid(chosen, rejected, ref_chosen, ref_rejected, beta=0.1).losses.sum().backward()
+    loss("sigmoid", pair_inputs(chosen, rejected, ref_chosen, ref_rejected), beta=0.1).losses.sum().backward()
     assert (chosen.grad < 0).all()
     assert (rejected.grad > 0).all()
     # d/dx -log σ(βx) = -β σ(-βx): pair 0 has βh = 0.15
@@ -61,28 +78,17 @@ def test_sigmoid_gradient_direction():
 def test_registry_spec_reads_the_function():
     spec = LOSSES["sigmoid"]
     assert spec.needs_reference and spec.paired and spec.family == "dpo"
-    assert spec.inputs == (
-        "policy_chosen_logps",
-        "policy_rejected_logps",
-        "ref_chosen_logps",
-        "ref_rejected_logps",
-    )
+    assert spec.inputs == ("chosen_scores", "rejected_scores", "chosen_logratios", "rejected_logratios")
     assert spec.hyperparams == ("beta", "label_smoothing")
     assert "2305.18290" in spec.paper
 
 
 def test_compute_loss_passes_only_what_the_loss_declares():
-    chosen, rejected, ref_chosen, ref_rejected = _tensors()
-    tensors = {
-        "policy_chosen_logps": chosen,
-        "policy_rejected_logps": rejected,
-        "ref_chosen_logps": ref_chosen,
-        "ref_rejected_logps": ref_rejected,
-        "chosen_lengths": torch.tensor([3, 5, 2]),
-        "rejected_lengths": torch.tensor([4, 4, 4]),
-    }
+    tensors = pair_inputs(*_tensors())
     out = compute_loss(LOSSES["sigmoid"], tensors, {"beta": 0.1, "label_smoothing": 0.0, "unused": 1})
-    assert out.losses.tolist() == pytest.approx(sigmoid(*_tensors(), beta=0.1).losses.tolist())
+    assert out.losses.tolist() == pytest.approx(loss("sigmoid", tensors, beta=0.1).losses.tolist())
+    with pytest.raises(ValueError, match="needs chosen_scores"):
+        compute_loss(LOSSES["sigmoid"], {"policy_chosen_logps": tensors["policy_chosen_logps"]}, {"beta": 0.1})
 
 
 def test_sft_term_is_per_token_nll_of_chosen():
@@ -98,15 +104,16 @@ def test_sft_term_is_per_token_nll_of_chosen():
 
 def test_combined_terms_add_with_weights_rpo():
     """RPO = sigmoid + alpha · sft: the per-pair loss is the weighted sum; rewards come from sigmoid."""
-    from prefalign.logps import SequenceLogps
-    from prefalign.objective import pair_losses
+    from prefalign.config import MethodConfig
+    from prefalign.data.layout import Batch
 
     chosen, rejected, ref_chosen, ref_rejected = _tensors()
-    lengths_c, lengths_r = torch.tensor([4, 10, 1]), torch.tensor([5, 5, 5])
-    policy = SequenceLogps(chosen, rejected, lengths_c, lengths_r)
-    ref = SequenceLogps(ref_chosen, ref_rejected, lengths_c, lengths_r)
-    terms = [(LOSSES["sigmoid"], 1.0), (LOSSES["sft"], 0.5)]
-    losses, metrics = pair_losses(terms, {"beta": 0.1, "label_smoothing": 0.0}, policy, ref)
+    lengths_c, lengths_r = torch.tensor(CHOSEN_LENGTHS), torch.tensor(REJECTED_LENGTHS)
+    policy = SequenceLogps.pairs(chosen, rejected, lengths_c, lengths_r)
+    ref = SequenceLogps.pairs(ref_chosen, ref_rejected, lengths_c, lengths_r)
+    batch = Batch(*(torch.zeros(0),) * 6, num_pairs=3, num_sequences=6)  # only its margin/labels are read
+    objective = Objective(MethodConfig(loss="sigmoid", rpo_alpha=0.5, beta=0.1))
+    losses, metrics = objective(policy, ref, batch)
     dpo = [-_log_sigmoid(0.15), -_log_sigmoid(-0.15), -_log_sigmoid(0.125)]
     nll = [3.0, 3.05, 7.25]
     assert losses.tolist() == pytest.approx([d + 0.5 * n for d, n in zip(dpo, nll, strict=True)], rel=1e-6)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefalign.losses import LOSSES, LossSpec
 
@@ -100,20 +100,72 @@ class DataConfig(_Section):
         return [{"path": item} if isinstance(item, str) else item for item in items]
 
 
+# Method fields that are not loss hyper-parameters: always allowed.
+_METHOD_STRUCTURE = {"kind", "loss", "loss_weights"}
+# Hyper-parameters the objective itself reads (not a loss function), and which loss inputs they act on.
+# rpo_alpha adds the sft term; ld_alpha reweights per-token log-probs; use_weighting weights pairs (WPO);
+# f_divergence_type (and its coefficient) transforms the log-ratios that losses read as chosen/rejected_scores.
+_OBJECTIVE_OPTIONS = {"rpo_alpha", "ld_alpha", "use_weighting", "f_divergence_type", "f_alpha_divergence_coef"}
+
+
 class MethodConfig(_Section):
+    kind: Literal["policy", "reward"] = Field(
+        "policy", description="policy: align the language model; reward: train a Bradley–Terry reward model."
+    )
     loss: str | list[str] = Field(
-        "sigmoid", description="Loss name from the registry (`prefalign methods`), or a list of terms to add."
+        None,  # filled in from `kind` before validation
+        description="Loss name from the registry (`prefalign methods`), or a list of terms to add; "
+        "default sigmoid (kind: policy) or bradley_terry (kind: reward).",
     )
     loss_weights: list[float] | None = Field(
-        None, description="Weight of each term when `loss` is a list (default 1 each); e.g. RPO: [sigmoid, sft]."
+        None,
+        description="Weight of each term when `loss` is a list (default 1 each); e.g. MPO: [sigmoid, bco_pair, sft].",
     )
-    beta: float = Field(0.1, gt=0, description="Strength of the KL penalty towards the reference (DPO beta).")
+    beta: float = Field(
+        0.1, gt=0, description="Inverse temperature of the implicit reward (KL strength towards the reference)."
+    )
     label_smoothing: float = Field(
         0.0,
         ge=0,
         lt=0.5,
-        description="Probability that a label is flipped (conservative DPO). TRL 1.16's sigmoid ignores it.",
+        description="Probability that a preference label is flipped (cDPO, robust, exo_pair, aot).",
     )
+    rpo_alpha: float | None = Field(
+        None, gt=0, description="RPO: add the sft term (NLL on chosen) with this weight; same as loss: [..., sft]."
+    )
+    ld_alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="LD-DPO: weight of answer tokens past the shorter answer's length (1 = plain sums).",
+    )
+    use_weighting: bool = Field(False, description="WPO: weight each pair by how likely the policy finds both answers.")
+    f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = Field(
+        "reverse_kl", description="f-divergence regulariser (f-DPO); reverse_kl is plain DPO."
+    )
+    f_alpha_divergence_coef: float = Field(0.5, description="alpha of the alpha_divergence regulariser.")
+    discopop_tau: float = Field(0.05, gt=0, description="Temperature of DiscoPOP's mixing of its two losses.")
+    gamma: float = Field(0.5, ge=0, description="SimPO's target reward margin (TRL: simpo_gamma).")
+    cpo_alpha: float = Field(1.0, ge=0, description="Weight of CPO's NLL term on the chosen answer.")
+    orpo_lambda: float = Field(
+        0.1,
+        gt=0,
+        validation_alias=AliasChoices("orpo_lambda", "lambda"),
+        description="ORPO's weight of the odds-ratio term (the paper's lambda; TRL's ORPO beta). Also `lambda`.",
+    )
+    desirable_weight: float = Field(1.0, gt=0, description="KTO: weight of the losses on desirable answers.")
+    undesirable_weight: float = Field(1.0, gt=0, description="KTO: weight of the losses on undesirable answers.")
+    lm_coef: float = Field(0.0, ge=0, description="Reward model: weight of the NLL term on the chosen answer.")
+    center_rewards_coefficient: float | None = Field(
+        None, gt=0, description="Reward model: penalty on the squared reward, keeping rewards centred at zero."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_loss(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("loss") is None:
+            data = {**data, "loss": "bradley_terry" if data.get("kind") == "reward" else "sigmoid"}
+        return data
 
     @field_validator("loss")
     @classmethod
@@ -129,23 +181,79 @@ class MethodConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _weights(self) -> MethodConfig:
-        if self.loss_weights is not None and len(self.loss_weights) != len(self.names):
-            raise ValueError(f"loss_weights: {len(self.loss_weights)} weights for {len(self.names)} loss terms")
+    def _consistent(self) -> MethodConfig:
+        names = self.names
+        specs = [LOSSES[name] for name in names]
+        # Set to something other than its default: a dumped resolved config sets every field, harmlessly.
+        given = {
+            key
+            for key in self.model_fields_set - _METHOD_STRUCTURE
+            if getattr(self, key) != type(self).model_fields[key].default
+        }
+        if self.kind == "reward" and any(spec.family != "reward" for spec in specs):
+            raise ValueError(f"kind: reward trains a reward model with bradley_terry, not {' + '.join(names)}")
+        if self.kind == "policy" and any(spec.family == "reward" for spec in specs):
+            raise ValueError("loss: bradley_terry trains a reward model; set kind: reward")
+        if len({spec.paired for spec in specs}) > 1:
+            raise ValueError(f"loss: {' + '.join(names)} mixes paired and unpaired losses")
+        if self.loss_weights is not None and len(self.loss_weights) != len(names):
+            raise ValueError(f"loss_weights: {len(self.loss_weights)} weights for {len(names)} loss terms")
+        if self.rpo_alpha is not None and "sft" in names:
+            raise ValueError("rpo_alpha adds the sft term, and loss already has it: give one or the other")
+        if self.rpo_alpha is not None and not all(spec.paired for spec in specs):
+            raise ValueError("rpo_alpha: RPO's NLL term needs paired data")
+        inputs = {name for spec in specs for name in spec.inputs}
+        read = {hp for spec in self._specs_with_terms() for hp in spec.hyperparams}
+        for key in sorted(given):
+            if key in _OBJECTIVE_OPTIONS:
+                continue
+            if key not in read:
+                users = sorted(spec.name for spec in LOSSES.values() if key in spec.hyperparams)
+                hint = f"; it is used by {', '.join(users)}" if users else ""
+                raise ValueError(f"{key}: loss {' + '.join(names)} does not use it{hint}")
+        if self.f_divergence_type != "reverse_kl" and "chosen_scores" not in inputs:
+            users = sorted(spec.name for spec in LOSSES.values() if "chosen_scores" in spec.inputs)
+            raise ValueError(
+                f"f_divergence_type: loss {' + '.join(names)} does not read the log-ratios it "
+                f"transforms; it applies to {', '.join(users)}"
+            )
+        if "f_alpha_divergence_coef" in given and self.f_divergence_type != "alpha_divergence":
+            raise ValueError("f_alpha_divergence_coef: only used with f_divergence_type: alpha_divergence")
+        if (self.ld_alpha is not None or self.use_weighting) and not all(spec.paired for spec in specs):
+            key = "ld_alpha" if self.ld_alpha is not None else "use_weighting"
+            raise ValueError(f"{key}: applies to paired losses only")
+        if self.kind == "reward" and (self.ld_alpha is not None or self.use_weighting or self.rpo_alpha):
+            raise ValueError("ld_alpha, use_weighting and rpo_alpha apply to policy losses, not kind: reward")
+        if self.use_weighting and any(name in ("aot", "aot_unpaired") for name in names):
+            raise ValueError("use_weighting: WPO weights are per pair, and aot/aot_unpaired compare sorted batches")
         return self
+
+    def _specs_with_terms(self) -> list[LossSpec]:
+        return [spec for spec, _ in self.terms()]
 
     @property
     def names(self) -> list[str]:
         return [self.loss] if isinstance(self.loss, str) else list(self.loss)
 
     def terms(self) -> list[tuple[LossSpec, float]]:
-        """(spec, weight) of every loss term."""
+        """(spec, weight) of every loss term, the RPO term included."""
         weights = self.loss_weights or [1.0] * len(self.names)
-        return [(LOSSES[name], weight) for name, weight in zip(self.names, weights, strict=True)]
+        terms = [(LOSSES[name], weight) for name, weight in zip(self.names, weights, strict=True)]
+        if self.rpo_alpha is not None:
+            terms.append((LOSSES["sft"], self.rpo_alpha))
+        return terms
+
+    def hyperparams(self) -> dict[str, Any]:
+        """Every hyper-parameter value, by the name the loss functions declare."""
+        return self.model_dump(exclude=_METHOD_STRUCTURE)
 
     @property
     def needs_reference(self) -> bool:
         return any(spec.needs_reference for spec, _ in self.terms())
+
+    @property
+    def paired(self) -> bool:
+        return all(spec.paired for spec, _ in self.terms())
 
 
 class TrainConfig(_Section):

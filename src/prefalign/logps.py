@@ -18,22 +18,52 @@ from torch.utils.checkpoint import checkpoint
 from prefalign.data.layout import Batch
 
 
+@dataclass(frozen=True)
+class LogpsOptions:
+    """What the objective needs from the log-probs beyond plain sums (policy and reference alike).
+
+    ld_alpha: LD-DPO (Liu et al. 2024, arXiv:2409.06411, eq. 9): in each pair, answer tokens past the
+        shorter answer's length count with weight alpha.
+    wpo: WPO (Zhou et al. 2024, arXiv:2406.11827, eq. 2): also return, per sequence, the detached weight
+        exp(mean_t(log p(y_t) − log Σ_v p(v)²)).
+    """
+
+    ld_alpha: float | None = None
+    wpo: bool = False
+
+
+PLAIN = LogpsOptions()  # plain sums
+
+
 @dataclass
 class SequenceLogps:
-    """Per-pair summed log-probs and scored-token counts, each shaped [B]."""
+    """Per-sequence summed log-probs [N] and scored-token counts [N] of a batch of B examples.
 
-    chosen_logps: torch.Tensor
-    rejected_logps: torch.Tensor
-    chosen_lengths: torch.Tensor
-    rejected_lengths: torch.Tensor
+    Paired batches: sequences 0..B-1 are the chosen answers, B..2B-1 the rejected ones. Unpaired
+    batches: 0..B-1 each example's completion, B..2B-1 (when present) mismatched completions for KTO's
+    KL estimate.
+    """
+
+    logps: torch.Tensor
+    lengths: torch.Tensor
+    num_examples: int
+    wpo_weights: torch.Tensor | None = None
+
+    @classmethod
+    def pairs(cls, chosen: torch.Tensor, rejected: torch.Tensor, chosen_lengths, rejected_lengths) -> SequenceLogps:
+        return cls(torch.cat([chosen, rejected]), torch.cat([chosen_lengths, rejected_lengths]), len(chosen))
+
+    def _half(self, values: torch.Tensor | None, second: bool) -> torch.Tensor | None:
+        b = self.num_examples
+        return None if values is None else (values[b : 2 * b] if second else values[:b])
+
+    chosen_logps = property(lambda self: self._half(self.logps, False))
+    rejected_logps = property(lambda self: self._half(self.logps, True))
+    chosen_lengths = property(lambda self: self._half(self.lengths, False))
+    rejected_lengths = property(lambda self: self._half(self.lengths, True))
 
     def detach(self) -> SequenceLogps:
-        return SequenceLogps(
-            self.chosen_logps.detach(),
-            self.rejected_logps.detach(),
-            self.chosen_lengths,
-            self.rejected_lengths,
-        )
+        return SequenceLogps(self.logps.detach(), self.lengths, self.num_examples, self.wpo_weights)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -69,13 +99,23 @@ class SequenceScorer(nn.Module):
     def lm_head(self) -> nn.Module:
         return _unwrap(self.model).get_output_embeddings()
 
-    def _chunk_logps(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _chunk_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.lm_head(hidden).float()
         if self.scale is not None:
             logits = logits * self.scale
         if self.softcap is not None:
             logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def _chunk_logps(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = self._chunk_logits(hidden)
         return logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+    @torch.no_grad()
+    def _chunk_log_sum_sq(self, hidden: torch.Tensor) -> torch.Tensor:
+        """log Σ_v p(v)² at each position (WPO's normaliser), without gradient."""
+        logps = torch.log_softmax(self._chunk_logits(hidden), dim=-1)
+        return torch.logsumexp(2 * logps, dim=-1)
 
     def forward(
         self,
@@ -84,39 +124,74 @@ class SequenceScorer(nn.Module):
         attention_mask: torch.Tensor,
         score_index: torch.Tensor,
         score_labels: torch.Tensor,
-    ) -> torch.Tensor:
+        with_log_sum_sq: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Log-prob of each scored token [S]; with `with_log_sum_sq` also log Σ_v p(v)² there (detached)."""
         hidden = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, score_index)
-        out = []
+        out, sq = [], []
         for h, y in zip(hidden.split(self.chunk_size), score_labels.split(self.chunk_size), strict=True):
             if torch.is_grad_enabled():
                 out.append(checkpoint(self._chunk_logps, h, y, use_reentrant=False))
             else:
                 out.append(self._chunk_logps(h, y))
-        return torch.cat(out) if out else hidden.new_zeros(0)
+            if with_log_sum_sq:
+                sq.append(self._chunk_log_sum_sq(h.detach()))
+        token_logps = torch.cat(out) if out else hidden.new_zeros(0)
+        if with_log_sum_sq:
+            return token_logps, torch.cat(sq) if sq else hidden.new_zeros(0)
+        return token_logps
 
 
-def per_sequence(token_logps: torch.Tensor, batch: Batch) -> SequenceLogps:
+def _position_in_sequence(score_seq: torch.Tensor) -> torch.Tensor:
+    """0-based index of each scored token within its sequence (tokens of a sequence appear in order)."""
+    order = torch.sort(score_seq, stable=True).indices
+    counts = torch.bincount(score_seq)
+    starts = counts.cumsum(0) - counts
+    position = torch.empty_like(score_seq)
+    position[order] = torch.arange(len(score_seq), device=score_seq.device) - starts[score_seq[order]]
+    return position
+
+
+def per_sequence(
+    token_logps: torch.Tensor,
+    batch: Batch,
+    options: LogpsOptions = PLAIN,
+    token_log_sum_sq: torch.Tensor | None = None,
+) -> SequenceLogps:
     """Sum per-token log-probs [S] into per-sequence values by `batch.score_seq`."""
-    n = 2 * batch.num_pairs
-    sums = token_logps.new_zeros(n).index_add(0, batch.score_seq, token_logps)
+    n, b = batch.num_sequences, batch.num_pairs
     counts = torch.bincount(batch.score_seq, minlength=n)
-    b = batch.num_pairs
-    return SequenceLogps(sums[:b], sums[b:], counts[:b], counts[b:])
+    weighted = token_logps
+    if options.ld_alpha is not None:
+        # The pair's shared length is the shorter answer's; sequence s pairs with s ± B.
+        partner = torch.cat([counts[b : 2 * b], counts[:b]])
+        shared = torch.minimum(counts[: 2 * b], partner)
+        tail = _position_in_sequence(batch.score_seq) >= shared[batch.score_seq]
+        weighted = torch.where(tail, options.ld_alpha * token_logps, token_logps)
+    sums = token_logps.new_zeros(n).index_add(0, batch.score_seq, weighted)
+    wpo = None
+    if token_log_sum_sq is not None:
+        aligned = (token_logps - token_log_sum_sq).detach()
+        means = aligned.new_zeros(n).index_add(0, batch.score_seq, aligned) / counts.clamp(min=1)
+        wpo = means.exp()
+    return SequenceLogps(sums, counts, b, wpo)
 
 
-def sequence_logps(scorer: nn.Module, batch: Batch) -> SequenceLogps:
-    """Summed log-prob and scored-token count of every chosen and rejected answer in `batch`."""
-    token_logps = scorer(
+def sequence_logps(scorer: nn.Module, batch: Batch, options: LogpsOptions = PLAIN) -> SequenceLogps:
+    """Summed log-prob and scored-token count of every sequence in `batch`."""
+    out = scorer(
         input_ids=batch.input_ids,
         position_ids=batch.position_ids,
         attention_mask=batch.attention_mask,
         score_index=batch.score_index,
         score_labels=batch.score_labels,
+        with_log_sum_sq=options.wpo,
     )
-    return per_sequence(token_logps, batch)
+    token_logps, log_sum_sq = out if options.wpo else (out, None)
+    return per_sequence(token_logps, batch, options, log_sum_sq)
 
 
 def naive_sequence_logps(model: nn.Module, batch: Batch) -> SequenceLogps:

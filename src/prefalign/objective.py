@@ -1,52 +1,164 @@
-"""Log-probs -> per-pair losses and the metrics users know from TRL, shared by training and evaluation."""
+"""Log-probs -> per-example losses and the metrics users know from TRL, shared by training and evaluation.
+
+The objective is everything between the log-probs and the loss functions: which sequences a batch
+holds (KTO's mismatched completions), how the log-probs are reduced (LD-DPO, WPO), the log-ratios
+and their f-divergence transform, the weighted sum of the loss terms, and the metrics.
+"""
 
 from __future__ import annotations
 
-import torch
+import math
 
-from prefalign.logps import SequenceLogps
+import torch
+import torch.nn.functional as F
+
+from prefalign.config import MethodConfig
+from prefalign.data.layout import Batch, make_batch
+from prefalign.logps import LogpsOptions, SequenceLogps
 from prefalign.losses import LossSpec, compute_loss
 
 
-def pair_losses(
-    terms: list[tuple[LossSpec, float]], hyperparams: dict, policy: SequenceLogps, ref: SequenceLogps | None
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Per-pair losses [B] (the weighted sum of the terms) and per-pair metrics.
+def f_divergence_scores(logratios: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
+    """f'(t) at t = π/π_ref, from log t (f-DPO, Wang et al. 2023, arXiv:2309.16240, table 1).
 
-    Each metric is [B]; averaging over pairs gives TRL's values. Rewards come from the first term
-    that defines them.
+    reverse_kl: log t; forward_kl: 1 − 1/t; js_divergence: log(2t / (1 + t)); alpha_divergence:
+    (t^(α−1) − 1) / (α − 1), whose limit at α = 1 is log t. The exponent is clamped so exp() stays finite.
     """
+    if kind == "reverse_kl" or (kind == "alpha_divergence" and abs(alpha - 1.0) < 1e-6):
+        return logratios
+    if kind == "forward_kl":
+        return 1 - torch.exp(-logratios)
+    if kind == "js_divergence":
+        return math.log(2) + F.logsigmoid(logratios)
+    if kind == "alpha_divergence":
+        t = ((alpha - 1.0) * logratios).float().clamp(max=80.0)
+        return ((torch.exp(t) - 1.0) / (alpha - 1.0)).to(logratios.dtype)
+    raise ValueError(f"f_divergence_type: unknown {kind!r}")
+
+
+def paired_inputs(
+    policy: SequenceLogps,
+    ref: SequenceLogps | None,
+    margin: torch.Tensor | None = None,
+    f_divergence: tuple[str, float] = ("reverse_kl", 0.5),
+) -> dict[str, torch.Tensor]:
+    """The tensors a paired loss may name (registry.LOSS_INPUTS), from policy and reference log-probs."""
     tensors = {
         "policy_chosen_logps": policy.chosen_logps,
         "policy_rejected_logps": policy.rejected_logps,
         "chosen_lengths": policy.chosen_lengths,
         "rejected_lengths": policy.rejected_lengths,
+        "margin": margin if margin is not None else torch.zeros_like(policy.chosen_logps.detach()),
     }
     if ref is not None:
-        tensors["ref_chosen_logps"] = ref.chosen_logps
-        tensors["ref_rejected_logps"] = ref.rejected_logps
-    outputs = [(compute_loss(spec, tensors, hyperparams), weight) for spec, weight in terms]
-    losses = sum(weight * out.losses for out, weight in outputs)
-    rewarded = next((out for out, _ in outputs if out.chosen_rewards is not None), None)
-    zeros = torch.zeros_like(policy.chosen_logps.detach())
-    chosen_rewards = rewarded.chosen_rewards if rewarded else zeros
-    rejected_rewards = rewarded.rejected_rewards if rewarded else zeros
-    extra = {name: value.detach() for out, _ in outputs for name, value in out.metrics.items()}
-    if len(terms) > 1:
-        extra.update(
-            {f"loss/{spec.name}": out.losses.detach() for (spec, _), (out, _) in zip(terms, outputs, strict=True)}
+        chosen_logratios = policy.chosen_logps - ref.chosen_logps
+        rejected_logratios = policy.rejected_logps - ref.rejected_logps
+        tensors.update(
+            ref_chosen_logps=ref.chosen_logps,
+            ref_rejected_logps=ref.rejected_logps,
+            chosen_logratios=chosen_logratios,
+            rejected_logratios=rejected_logratios,
+            chosen_scores=f_divergence_scores(chosen_logratios, *f_divergence),
+            rejected_scores=f_divergence_scores(rejected_logratios, *f_divergence),
         )
-    chosen_avg = policy.chosen_logps.detach() / policy.chosen_lengths.clamp(min=1)
-    rejected_avg = policy.rejected_logps.detach() / policy.rejected_lengths.clamp(min=1)
-    metrics = {
-        "rewards/chosen": chosen_rewards,
-        "rewards/rejected": rejected_rewards,
-        "rewards/accuracies": (chosen_rewards > rejected_rewards).float(),
-        "rewards/margins": chosen_rewards - rejected_rewards,
-        "logps/chosen": policy.chosen_logps.detach(),
-        "logps/rejected": policy.rejected_logps.detach(),
-        # Does the model itself prefer the chosen answer, per token (independent of the reference)?
-        "preference_accuracy": (chosen_avg > rejected_avg).float(),
-        **extra,
-    }
-    return losses, metrics
+    return tensors
+
+
+def unpaired_inputs(
+    policy: SequenceLogps, ref: SequenceLogps | None, labels: torch.Tensor, kl: bool
+) -> dict[str, torch.Tensor]:
+    """The tensors an unpaired loss may name: sequences 0..B-1 are the completions, B..2B-1 the KL ones."""
+    b = policy.num_examples
+    tensors = {"policy_logps": policy.logps[:b], "lengths": policy.lengths[:b], "labels": labels}
+    if kl:
+        tensors["policy_kl_logps"] = policy.logps[b:].detach()
+    if ref is not None:
+        tensors["ref_logps"] = ref.logps[:b]
+        if kl:
+            tensors["ref_kl_logps"] = ref.logps[b:]
+    return tensors
+
+
+class Objective:
+    """The method of a run: builds its batches, reduces log-probs, and sums its loss terms."""
+
+    def __init__(self, method: MethodConfig):
+        self.terms: list[tuple[LossSpec, float]] = method.terms()
+        self.hyperparams = method.hyperparams()
+        self.paired = method.paired
+        self.needs_reference = method.needs_reference
+        self.logps_options = LogpsOptions(ld_alpha=method.ld_alpha, wpo=method.use_weighting)
+        self.kl = any("policy_kl_logps" in spec.inputs for spec, _ in self.terms)
+        self.f_divergence = (method.f_divergence_type, method.f_alpha_divergence_coef)
+        self.use_weighting = method.use_weighting
+
+    def batch(self, examples, pad_id: int, layout: str = "padded") -> Batch:
+        return make_batch(examples, pad_id, layout, kl=self.kl)
+
+    def __call__(
+        self, policy: SequenceLogps, ref: SequenceLogps | None, batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-example losses [B] (the weighted sum of the terms) and per-example metrics ([B] each).
+
+        Averaging a metric over examples gives TRL's value; a metric that is NaN for an example (KTO's
+        rewards/chosen on an undesirable one) is left out of that example's mean.
+        """
+        tensors = self._tensors(policy, ref, batch)
+        outputs = [(compute_loss(spec, tensors, self.hyperparams), weight) for spec, weight in self.terms]
+        weight = None
+        if self.use_weighting:  # WPO: every term of a pair is weighted by how likely the policy finds both answers
+            weight = policy.wpo_weights[: policy.num_examples] * policy.wpo_weights[policy.num_examples :]
+        losses = sum(w * (out.losses * weight if weight is not None else out.losses) for out, w in outputs)
+        metrics = self._metrics(policy, outputs, batch)
+        if weight is not None:
+            metrics["wpo_weight"] = weight
+        return losses, metrics
+
+    def _tensors(self, policy: SequenceLogps, ref: SequenceLogps | None, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.paired:
+            return paired_inputs(policy, ref, batch.margin, self.f_divergence)
+        return unpaired_inputs(policy, ref, batch.labels, self.kl)
+
+    def _metrics(self, policy: SequenceLogps, outputs, batch: Batch) -> dict[str, torch.Tensor]:
+        extra = {name: value.detach() for out, _ in outputs for name, value in out.metrics.items()}
+        if len(outputs) > 1:
+            extra.update(
+                {
+                    f"loss/{spec.name}": out.losses.detach()
+                    for (spec, _), (out, _) in zip(self.terms, outputs, strict=True)
+                }
+            )
+        rewarded = next((out for out, _ in outputs if out.chosen_rewards is not None), None)
+        if not self.paired:
+            return {**self._unpaired_metrics(policy, rewarded, batch), **extra}
+        zeros = torch.zeros_like(policy.chosen_logps.detach())
+        chosen_rewards = rewarded.chosen_rewards if rewarded else zeros
+        rejected_rewards = rewarded.rejected_rewards if rewarded else zeros
+        chosen_avg = policy.chosen_logps.detach() / policy.chosen_lengths.clamp(min=1)
+        rejected_avg = policy.rejected_logps.detach() / policy.rejected_lengths.clamp(min=1)
+        return {
+            "rewards/chosen": chosen_rewards,
+            "rewards/rejected": rejected_rewards,
+            "rewards/accuracies": (chosen_rewards > rejected_rewards).float(),
+            "rewards/margins": chosen_rewards - rejected_rewards,
+            "logps/chosen": policy.chosen_logps.detach(),
+            "logps/rejected": policy.rejected_logps.detach(),
+            # Does the model itself prefer the chosen answer, per token (independent of the reference)?
+            "preference_accuracy": (chosen_avg > rejected_avg).float(),
+            **extra,
+        }
+
+    def _unpaired_metrics(self, policy: SequenceLogps, rewarded, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-example metrics of unpaired data: an example is either desirable (chosen) or not (rejected)."""
+        b = policy.num_examples
+        labels = batch.labels
+        nan = torch.full_like(policy.logps[:b].detach(), float("nan"))
+        logps = policy.logps[:b].detach()
+        metrics = {
+            "logps/chosen": torch.where(labels, logps, nan),
+            "logps/rejected": torch.where(labels, nan, logps),
+        }
+        if rewarded is not None:  # a loss on unpaired data reports one reward per example, as chosen_rewards
+            metrics["rewards/chosen"] = torch.where(labels, rewarded.chosen_rewards, nan)
+            metrics["rewards/rejected"] = torch.where(labels, nan, rewarded.chosen_rewards)
+        return metrics

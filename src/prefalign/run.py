@@ -21,6 +21,7 @@ from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.logps import SequenceScorer
 from prefalign.model.load import load_base, load_policy, load_tokenizer, resolve_path
 from prefalign.model.reference import build_reference
+from prefalign.objective import Objective
 from prefalign.training.loop import fit
 
 RUN_MARKER = ".prefalign-run"
@@ -99,8 +100,7 @@ def train(
     accelerator.wait_for_everyone()
     transformers.set_seed(config.train.seed)
 
-    terms = config.method.terms()
-    hyperparams = config.method.model_dump(exclude={"loss", "loss_weights"})
+    objective = Objective(config.method)
     tokenizer = load_tokenizer(config.model)
     data = prepare_data(config.data, tokenizer, config.train.seed)
     if is_main:
@@ -115,7 +115,7 @@ def train(
             reference_model = load_policy(config.model.model_copy(update={"lora": None}))
         reference_model.to(accelerator.device)
     scorer = SequenceScorer(policy)
-    reference = build_reference(mode, scorer, reference_model)
+    reference = build_reference(mode, scorer, reference_model, objective.logps_options)
     pad_id = tokenizer.pad_token_id
     prompts = _sample_prompts(config, data, tokenizer)
 
@@ -129,7 +129,7 @@ def train(
         with accelerator.autocast():
             if data.eval is not None:
                 sums = evaluate_pairs(
-                    scorer, reference, data.eval, terms, hyperparams,
+                    scorer, reference, data.eval, objective,
                     config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
                     rank=accelerator.process_index, world=accelerator.num_processes,
                 )  # fmt: skip
@@ -142,8 +142,7 @@ def train(
         accelerator=accelerator,
         scorer=scorer,
         reference=reference,
-        terms=terms,
-        hyperparams=hyperparams,
+        objective=objective,
         train_data=data.train,
         eval_data=data.eval,
         pad_id=pad_id,

@@ -6,11 +6,9 @@ from typing import Any
 
 import torch
 
-from prefalign.data.layout import make_batch
 from prefalign.logps import sequence_logps
-from prefalign.losses import LossSpec
 from prefalign.model.reference import Reference
-from prefalign.objective import pair_losses
+from prefalign.objective import Objective
 from prefalign.training.metrics import MetricSums
 
 
@@ -19,8 +17,7 @@ def evaluate_pairs(
     scorer: torch.nn.Module,
     reference: Reference,
     dataset,
-    terms: list[tuple[LossSpec, float]],
-    hyperparams: dict,
+    objective: Objective,
     batch_size: int,
     pad_id: int,
     device: torch.device | str,
@@ -28,14 +25,15 @@ def evaluate_pairs(
     rank: int = 0,
     world: int = 1,
 ) -> MetricSums:
-    """Summed per-pair metrics over this process's share of `dataset` (reduce across processes for means)."""
+    """Summed per-example metrics over this process's share of `dataset` (reduce across processes for means)."""
     was_training = scorer.training
     scorer.eval()
     sums = MetricSums()
     indices = list(range(rank, len(dataset), world))
     for start in range(0, len(indices), batch_size):
-        batch = make_batch(dataset.select(indices[start : start + batch_size]), pad_id).to(device)
-        losses, metrics = pair_losses(terms, hyperparams, sequence_logps(scorer, batch), reference.logps(batch))
+        batch = objective.batch(dataset.select(indices[start : start + batch_size]), pad_id).to(device)
+        policy = sequence_logps(scorer, batch, objective.logps_options)
+        losses, metrics = objective(policy, reference.logps(batch), batch)
         sums.add(losses, metrics)
     scorer.train(was_training)
     return sums

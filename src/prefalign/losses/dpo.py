@@ -16,10 +16,10 @@ from prefalign.losses.registry import LossOutput, register
     "label smoothing: Mitchell 2023, conservative DPO",
 )
 def sigmoid(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    ref_chosen_logps: torch.Tensor,
-    ref_rejected_logps: torch.Tensor,
+    chosen_scores: torch.Tensor,
+    rejected_scores: torch.Tensor,
+    chosen_logratios: torch.Tensor,
+    rejected_logratios: torch.Tensor,
     *,
     beta: float,
     label_smoothing: float = 0.0,
@@ -30,11 +30,10 @@ def sigmoid(
     L = −(1 − ε) · log σ(β·h) − ε · log σ(−β·h)
 
     ε = `label_smoothing` is the probability that a preference label is flipped (cDPO); ε = 0 is
-    the paper's eq. 7. Rewards are β·(log π − log π_ref) for each answer.
+    the paper's eq. 7. Under an f-divergence (f-DPO, Wang et al. 2023, arXiv:2309.16240, eq. 11) the
+    log-ratios in h become f'(π/π_ref): `chosen_scores`/`rejected_scores`. Rewards are β·(log π − log π_ref).
     """
-    chosen_logratios = policy_chosen_logps - ref_chosen_logps
-    rejected_logratios = policy_rejected_logps - ref_rejected_logps
-    logits = beta * (chosen_logratios - rejected_logratios)
+    logits = beta * (chosen_scores - rejected_scores)
     losses = -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
     return LossOutput(
         losses=losses,

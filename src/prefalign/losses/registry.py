@@ -8,15 +8,32 @@ from dataclasses import dataclass, field
 
 import torch
 
-# Tensors a loss may ask for by parameter name; every one is shaped [B] (one value per pair).
-LOSS_INPUTS = (
-    "policy_chosen_logps",
-    "policy_rejected_logps",
-    "ref_chosen_logps",
-    "ref_rejected_logps",
-    "chosen_lengths",
-    "rejected_lengths",
-)
+# Tensors a loss may ask for by parameter name; every one is shaped [B] (one value per pair or example).
+LOSS_INPUTS = {
+    # paired: summed log-probs of each answer under the policy and the reference, and answer lengths in tokens
+    "policy_chosen_logps": "log π(y_w|x), summed over the answer's tokens (LD-DPO: reweighted)",
+    "policy_rejected_logps": "log π(y_l|x)",
+    "ref_chosen_logps": "log π_ref(y_w|x)",
+    "ref_rejected_logps": "log π_ref(y_l|x)",
+    "chosen_lengths": "|y_w|, scored tokens",
+    "rejected_lengths": "|y_l|",
+    "chosen_logratios": "log π(y_w|x) − log π_ref(y_w|x)",
+    "rejected_logratios": "log π(y_l|x) − log π_ref(y_l|x)",
+    # the log-ratios through f_divergence_type's f' (equal to the log-ratios under reverse_kl)
+    "chosen_scores": "f'(π/π_ref) of the chosen answer",
+    "rejected_scores": "f'(π/π_ref) of the rejected answer",
+    "margin": "the data's margin column (0 where absent)",
+    # unpaired (KTO): one completion per example, its label, and a mismatched completion for the KL estimate
+    "policy_logps": "log π(y|x) of each example's completion",
+    "ref_logps": "log π_ref(y|x)",
+    "policy_kl_logps": "log π(y'|x) of a completion from another example in the batch",
+    "ref_kl_logps": "log π_ref(y'|x)",
+    "labels": "True where the completion is desirable",
+    "lengths": "|y|, scored tokens of each completion",
+    # reward models: the scalar head's value at the end of each answer
+    "reward_chosen": "r(x, y_w)",
+    "reward_rejected": "r(x, y_l)",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,9 @@ def register(name: str, *, family: str, needs_reference: bool, paper: str, paire
 
 def compute_loss(spec: LossSpec, tensors: dict[str, torch.Tensor], hyperparams: dict) -> LossOutput:
     """Call `spec.fn` with the tensors it names and the hyper-parameters it declares."""
+    missing = [name for name in spec.inputs if name not in tensors]
+    if missing:
+        raise ValueError(f"loss {spec.name!r} needs {', '.join(missing)}, which this run does not compute")
     kwargs = {name: tensors[name] for name in spec.inputs}
     kwargs.update({name: hyperparams[name] for name in spec.hyperparams if name in hyperparams})
     return spec.fn(**kwargs)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from prefalign.data.layout import Batch
-from prefalign.logps import SequenceLogps, SequenceScorer, sequence_logps
+from prefalign.logps import PLAIN, LogpsOptions, SequenceLogps, SequenceScorer, sequence_logps
 from prefalign.model.load import REFERENCE_ADAPTER
 
 
@@ -31,8 +31,9 @@ class Reference:
 class AdapterReference(Reference):
     mode = "adapter"
 
-    def __init__(self, scorer: SequenceScorer):
+    def __init__(self, scorer: SequenceScorer, options: LogpsOptions = PLAIN):
         self.scorer = scorer  # the policy's own scorer (unwrapped from DDP)
+        self.options = options
 
     @contextmanager
     def _as_reference(self):
@@ -52,30 +53,41 @@ class AdapterReference(Reference):
     @torch.no_grad()
     def logps(self, batch: Batch) -> SequenceLogps:
         with self._as_reference():
-            return sequence_logps(self.scorer, batch)
+            return sequence_logps(self.scorer, batch, self.options)
 
 
 class ModelReference(Reference):
     mode = "model"
 
-    def __init__(self, model: nn.Module, chunk_size: int = 1024):
+    def __init__(self, model: nn.Module, chunk_size: int = 1024, options: LogpsOptions = PLAIN):
         model.eval()
         model.requires_grad_(False)
         self.scorer = SequenceScorer(model, chunk_size)
+        self.options = options
 
     @torch.no_grad()
     def logps(self, batch: Batch) -> SequenceLogps:
-        return sequence_logps(self.scorer, batch)
+        return sequence_logps(self.scorer, batch, self.options)
 
 
-def build_reference(mode: str, policy_scorer: SequenceScorer, reference_model: nn.Module | None) -> Reference:
-    """The reference for a resolved `mode`; `reference_model` is the frozen model for mode 'model'."""
+def build_reference(
+    mode: str,
+    policy_scorer: SequenceScorer,
+    reference_model: nn.Module | None,
+    options: LogpsOptions = PLAIN,
+) -> Reference:
+    """The reference for a resolved `mode`; `reference_model` is the frozen model for mode 'model'.
+
+    `options` reduce the reference's log-probs as the policy's (LD-DPO weights both); WPO weights come
+    from the policy only.
+    """
+    options = LogpsOptions(ld_alpha=options.ld_alpha)
     if mode == "none":
         return Reference()
     if mode == "adapter":
-        return AdapterReference(policy_scorer)
+        return AdapterReference(policy_scorer, options)
     if mode == "model":
         if reference_model is None:
             reference_model = copy.deepcopy(policy_scorer.model)
-        return ModelReference(reference_model, policy_scorer.chunk_size)
+        return ModelReference(reference_model, policy_scorer.chunk_size, options)
     raise ValueError(f"reference.mode: unknown mode {mode!r}")

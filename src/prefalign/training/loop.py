@@ -23,12 +23,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from prefalign.config import TrainConfig
-from prefalign.data.layout import make_batch
 from prefalign.eval.evaluate import evaluate_pairs
 from prefalign.logps import sequence_logps
-from prefalign.losses import LossSpec
 from prefalign.model.reference import Reference
-from prefalign.objective import pair_losses
+from prefalign.objective import Objective
 from prefalign.training.checkpoint import (
     TrainState,
     latest_checkpoint,
@@ -73,8 +71,7 @@ def fit(
     accelerator: Accelerator,
     scorer: torch.nn.Module,
     reference: Reference,
-    terms: list[tuple[LossSpec, float]],
-    hyperparams: dict,
+    objective: Objective,
     train_data,
     eval_data,
     pad_id: int,
@@ -120,8 +117,7 @@ def fit(
             scorer,
             reference,
             eval_data,
-            terms,
-            hyperparams,
+            objective,
             eval_batch_size,
             pad_id,
             device,
@@ -163,12 +159,12 @@ def fit(
             sums, tokens, scored = MetricSums(), 0, 0
             parts = micro_batches(indices, rank, world, cfg.batch_size)
             for i, part in enumerate(parts):
-                batch = make_batch(train_data.select(part.tolist()), pad_id).to(device)
+                batch = objective.batch(train_data.select(part.tolist()), pad_id).to(device)
                 ref_logps = reference.logps(batch)
                 sync = i == len(parts) - 1
                 with nullcontext() if sync else accelerator.no_sync(scorer):
-                    policy_logps = sequence_logps(scorer, batch)
-                    losses, metrics = pair_losses(terms, hyperparams, policy_logps, ref_logps)
+                    policy_logps = sequence_logps(scorer, batch, objective.logps_options)
+                    losses, metrics = objective(policy_logps, ref_logps, batch)
                     # Sum over pairs / pairs in the whole step (× processes: DDP averages gradients).
                     accelerator.backward(losses.sum() * world / len(indices))
                 sums.add(losses, metrics)

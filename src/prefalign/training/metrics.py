@@ -9,28 +9,38 @@ import torch
 
 
 class MetricSums:
-    """Sums per-pair metric values so that the mean over a step or an eval pass weighs every pair once."""
+    """Sums per-example metric values so that the mean over a step or an eval pass weighs every example once.
+
+    NaN marks an example a metric does not apply to (KTO's rewards/chosen on an undesirable answer); it
+    counts for neither the sum nor the count.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.pairs = 0
+        self.counts: dict[str, torch.Tensor] = {}
+        self.examples = 0
 
     def add(self, losses: torch.Tensor, metrics: dict[str, torch.Tensor]) -> None:
         for name, values in {"loss": losses.detach(), **metrics}.items():
-            total = values.float().sum()
+            values = values.detach().float()
+            seen = ~values.isnan()
+            total, count = values.nan_to_num(0.0).sum(), seen.sum().float()
             self.sums[name] = self.sums[name] + total if name in self.sums else total
-        self.pairs += int(losses.numel())
+            self.counts[name] = self.counts[name] + count if name in self.counts else count
+        self.examples += int(losses.numel())
 
     def means(self, reduce=None) -> dict[str, float]:
-        """Means over all pairs; `reduce` sums a tensor across processes (accelerator.reduce)."""
+        """Means over the examples each metric applies to; `reduce` sums a tensor across processes."""
         if not self.sums:
             return {}
         names = sorted(self.sums)
-        stacked = torch.stack([self.sums[n] for n in names] + [torch.tensor(float(self.pairs))])
+        stacked = torch.stack([self.sums[n].cpu() for n in names] + [self.counts[n].cpu() for n in names])
         if reduce is not None:
             stacked = reduce(stacked)
-        count = stacked[-1].item()
-        return {name: stacked[i].item() / count for i, name in enumerate(names)}
+        k = len(names)
+        return {
+            name: stacked[i].item() / stacked[k + i].item() for i, name in enumerate(names) if stacked[k + i].item() > 0
+        }
 
 
 class MetricsLog:
