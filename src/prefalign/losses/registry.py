@@ -57,6 +57,7 @@ class LossSpec:
     needs_reference: bool
     paper: str
     paired: bool = True
+    length_normalised: bool = False  # compares per-token averages rather than summed log-probs
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -72,13 +73,18 @@ class LossSpec:
 LOSSES: dict[str, LossSpec] = {}
 
 
-def register(name: str, *, family: str, needs_reference: bool, paper: str, paired: bool = True):
-    """Decorator: add a loss function to the registry under `name`."""
+def register(
+    name: str, *, family: str, needs_reference: bool, paper: str, paired: bool = True, length_normalised: bool = False
+):
+    """Decorator: add a loss function to the registry under `name`.
+
+    family: dpo (needs a reference), reference_free, unpaired, reward, or term (only added to another loss).
+    """
 
     def wrap(fn: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
         if name in LOSSES:
             raise ValueError(f"loss {name!r} registered twice")
-        LOSSES[name] = LossSpec(name, fn, family, needs_reference, paper, paired)
+        LOSSES[name] = LossSpec(name, fn, family, needs_reference, paper, paired, length_normalised)
         return fn
 
     return wrap
