@@ -26,6 +26,9 @@ def test_help_explains_itself():
 def test_methods_lists_the_registry():
     out = run("methods")
     assert out.returncode == 0 and "sigmoid" in out.stdout and "2305.18290" in out.stdout
+    one = run("methods", "sigmoid")
+    assert one.returncode == 0 and "L = −(1 − ε) · log σ(β·h)" in one.stdout and "method.beta" in one.stdout
+    assert run("methods", "dpo").returncode == 2
 
 
 def test_examples_start_with_the_command_that_runs_them():

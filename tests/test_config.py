@@ -97,3 +97,73 @@ def test_loss_lists_and_weights():
         load_config(MINIMAL, ["method.loss_weights=[1, 2]"])
     with pytest.raises(ConfigError, match="not a loss on its own"):
         load_config(MINIMAL, ["method.loss=sft"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["reference.mode=model"], "  reference.mode: loss 'simpo' uses no reference; remove the reference"),
+        (["reference.mode=adapter"], "  reference.mode: loss 'simpo' uses no reference"),
+        (["reference.path=other-model"], "  reference.path: loss 'simpo' uses no reference"),
+    ],
+)
+def test_a_reference_for_a_reference_free_loss_is_an_error(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(MINIMAL, ["method.loss=simpo", *overrides])
+    assert expected in str(info.value)
+
+
+def test_reference_free_losses_resolve_to_no_reference():
+    for loss in ("simpo", "cpo", "orpo"):
+        assert load_config(MINIMAL, [f"method.loss={loss}"]).resolved_reference_mode() == "none"
+        assert load_config(MINIMAL, [f"method.loss={loss}", "reference.mode=none"]).resolved_reference_mode() == "none"
+        full = load_config(MINIMAL, [f"method.loss={loss}", "model.lora=null", "output.save=[merged]"])
+        assert full.resolved_reference_mode() == "none"  # not a frozen copy, as sigmoid would get
+
+
+def test_gamma_with_sigmoid_is_an_error():
+    with pytest.raises(ConfigError) as info:
+        load_config(MINIMAL, ["method.gamma=0.3"])
+    assert "method.gamma: loss sigmoid does not use it; it is used by simpo" in str(info.value)
+    assert load_config(MINIMAL, ["method.loss=simpo", "method.gamma=0.3"]).method.gamma == 0.3
+
+
+def test_orpo_takes_lambda_by_its_paper_name():
+    config = load_config(MINIMAL, ["method.loss=orpo", "method.lambda=0.2"])
+    assert config.method.orpo_lambda == 0.2 and config.method.hyperparams()["orpo_lambda"] == 0.2
+    assert load_config(yaml.safe_load(config.to_yaml())) == config  # written as orpo_lambda, read back
+    # TRL's ORPO `beta` is this λ; prefalign's beta is not read by orpo, and says so
+    with pytest.raises(ConfigError, match=r"method\.beta: loss orpo does not use it"):
+        load_config(MINIMAL, ["method.loss=orpo", "method.beta=0.2"])
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        # EXO takes log ε: the default label_smoothing of 0 would make every loss infinite
+        ({"loss": "exo_pair"}, "method.label_smoothing: exo_pair takes log ε, so it needs label_smoothing > 0"),
+        # rDPO divides by 1 - 2ε
+        ({"loss": "robust", "label_smoothing": 0.5}, "method.label_smoothing: Input should be less than 0.5"),
+        # f-DPO's log Z(x) cancels only in a chosen - rejected difference: bco_pair reads each log-ratio alone
+        (
+            {"loss": ["sigmoid", "bco_pair"], "f_divergence_type": "js_divergence"},
+            "method.f_divergence_type: loss bco_pair does not read the log-ratios it transforms",
+        ),
+        ({"loss": "apo_zero", "f_divergence_type": "forward_kl"}, "method.f_divergence_type: loss apo_zero"),
+        ({"loss": "ipo", "discopop_tau": 0.1}, "method.discopop_tau: loss ipo does not use it"),
+    ],
+)
+def test_dpo_family_hyperparameter_errors_name_the_key(method, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config({**MINIMAL, "method": method})
+    assert expected in str(info.value)
+
+
+def test_dpo_family_hyperparameters_that_apply():
+    assert load_config({**MINIMAL, "method": {"loss": "exo_pair", "label_smoothing": 1e-3}}).method.label_smoothing
+    assert load_config({**MINIMAL, "method": {"loss": "robust", "label_smoothing": 0.4}})
+    assert load_config(
+        {**MINIMAL, "method": {"loss": "discopop", "discopop_tau": 0.1, "f_divergence_type": "js_divergence"}}
+    )
+    mpo = load_config({**MINIMAL, "method": {"loss": ["sigmoid", "bco_pair", "sft"], "loss_weights": [0.8, 0.2, 1.0]}})
+    assert [spec.name for spec, _ in mpo.method.terms()] == ["sigmoid", "bco_pair", "sft"]

@@ -46,20 +46,44 @@ def train(
 
 
 @app.command()
-def methods() -> None:
-    """List the preference losses prefalign knows (the registry)."""
+def methods(
+    name: Annotated[str | None, typer.Argument(help="A loss to describe in full (formula, paper, inputs).")] = None,
+) -> None:
+    """List the preference losses prefalign knows (the registry), or describe one."""
+    import inspect
+
     from prefalign.losses import LOSSES
 
-    table = Table("name", "family", "needs reference", "hyper-parameters", "paper")
+    console = Console()
+    if not console.is_terminal:  # piped (grep, a file): one line per loss, nothing cut
+        console = Console(width=400)
+    if name is not None:
+        spec = LOSSES.get(name)
+        if spec is None:
+            err.print(f"[red]error:[/red] unknown loss {name!r}; known: {', '.join(LOSSES)}", highlight=False)
+            raise typer.Exit(2)
+        console.print(
+            f"[bold]{spec.name}[/bold]  ({spec.family}; {'paired' if spec.paired else 'unpaired'} data; "
+            f"reference {'needed' if spec.needs_reference else 'not used'})",
+            highlight=False,
+        )
+        console.print(inspect.getdoc(spec.fn) or "", highlight=False)
+        console.print(f"\nhyper-parameters: {', '.join(f'method.{p}' for p in spec.hyperparams) or 'none'}")
+        console.print(f"reads: {', '.join(spec.inputs)}\npaper: {spec.paper}", highlight=False)
+        return
+    table = Table("name", "family", "data", "needs reference", "hyper-parameters", "paper")
+    table.columns[-1].overflow = "fold"  # arXiv ids must stay whole, on narrow terminals too
     for spec in LOSSES.values():
         table.add_row(
             spec.name,
             spec.family,
+            "paired" if spec.paired else "unpaired",
             "yes" if spec.needs_reference else "no",
             ", ".join(spec.hyperparams),
             spec.paper,
         )
-    Console().print(table)
+    console.print(table)
+    console.print("Describe one: prefalign methods NAME", highlight=False)
 
 
 def main() -> None:

@@ -89,6 +89,11 @@ class DataConfig(_Section):
         None, gt=0, description="Longest completion; longer ones keep their start."
     )
     skip_bad_rows: bool = Field(False, description="Count and skip unusable rows instead of stopping.")
+    split_pairs: bool = Field(
+        False,
+        description="Split each pair into two unpaired rows (chosen: desirable, rejected: undesirable), "
+        "to train an unpaired loss such as kto on paired data.",
+    )
     num_proc: int | None = Field(None, gt=0, description="Processes for tokenisation (datasets.map).")
 
     @field_validator("train", "eval", mode="before")
@@ -202,7 +207,6 @@ class MethodConfig(_Section):
             raise ValueError("rpo_alpha adds the sft term, and loss already has it: give one or the other")
         if self.rpo_alpha is not None and not all(spec.paired for spec in specs):
             raise ValueError("rpo_alpha: RPO's NLL term needs paired data")
-        inputs = {name for spec in specs for name in spec.inputs}
         read = {hp for spec in self._specs_with_terms() for hp in spec.hyperparams}
         for key in sorted(given):
             if key in _OBJECTIVE_OPTIONS:
@@ -211,12 +215,19 @@ class MethodConfig(_Section):
                 users = sorted(spec.name for spec in LOSSES.values() if key in spec.hyperparams)
                 hint = f"; it is used by {', '.join(users)}" if users else ""
                 raise ValueError(f"{key}: loss {' + '.join(names)} does not use it{hint}")
-        if self.f_divergence_type != "reverse_kl" and "chosen_scores" not in inputs:
+        # f-DPO's reparameterisation leaves a β·log Z(x) that cancels only in a chosen − rejected difference:
+        # every preference term must read the transformed log-ratios (`chosen_scores`), as TRL 1.16 also requires.
+        untransformed = [spec.name for spec in specs if spec.family != "term" and "chosen_scores" not in spec.inputs]
+        if self.f_divergence_type != "reverse_kl" and untransformed:
             users = sorted(spec.name for spec in LOSSES.values() if "chosen_scores" in spec.inputs)
             raise ValueError(
-                f"f_divergence_type: loss {' + '.join(names)} does not read the log-ratios it "
+                f"f_divergence_type: loss {' + '.join(untransformed)} does not read the log-ratios it "
                 f"transforms; it applies to {', '.join(users)}"
             )
+        for spec in specs:
+            problem = spec.check(self.hyperparams()) if spec.check else None
+            if problem:
+                raise ValueError(problem)
         if "f_alpha_divergence_coef" in given and self.f_divergence_type != "alpha_divergence":
             raise ValueError("f_alpha_divergence_coef: only used with f_divergence_type: alpha_divergence")
         if (self.ld_alpha is not None or self.use_weighting) and not all(spec.paired for spec in specs):
@@ -224,8 +235,9 @@ class MethodConfig(_Section):
             raise ValueError(f"{key}: applies to paired losses only")
         if self.kind == "reward" and (self.ld_alpha is not None or self.use_weighting or self.rpo_alpha):
             raise ValueError("ld_alpha, use_weighting and rpo_alpha apply to policy losses, not kind: reward")
-        if self.use_weighting and any(name in ("aot", "aot_unpaired") for name in names):
-            raise ValueError("use_weighting: WPO weights are per pair, and aot/aot_unpaired compare sorted batches")
+        if self.use_weighting and not all(spec.per_pair for spec in specs):
+            sorted_losses = ", ".join(spec.name for spec in specs if not spec.per_pair)
+            raise ValueError(f"use_weighting: WPO weights are per pair, and {sorted_losses} compares sorted batches")
         return self
 
     def _specs_with_terms(self) -> list[LossSpec]:
@@ -259,7 +271,9 @@ class MethodConfig(_Section):
 class TrainConfig(_Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (may be fractional).")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs when set.")
-    batch_size: int = Field(8, gt=0, description="Preference pairs per micro-batch (per process).")
+    batch_size: int = Field(
+        8, gt=0, description="Examples per micro-batch (per process): preference pairs, or unpaired rows."
+    )
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
     lr: float = Field(5e-4, gt=0, description="Peak learning rate (5e-4 suits LoRA; use ~5e-7 for full).")
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
@@ -271,7 +285,7 @@ class TrainConfig(_Section):
     save_every: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
     keep_checkpoints: int = Field(2, gt=0, description="How many of the newest checkpoints to keep.")
     log_every: int = Field(1, gt=0, description="Log train metrics every N steps.")
-    eval_batch_size: int | None = Field(None, gt=0, description="Pairs per eval batch (default batch_size).")
+    eval_batch_size: int | None = Field(None, gt=0, description="Examples per eval batch (default batch_size).")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Autocast precision.")
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
 
@@ -304,8 +318,16 @@ class RunConfig(_Section):
     def _consistent(self) -> RunConfig:
         loss = " + ".join(self.method.names)
         mode = self.reference.mode
+        if self.method.kind == "reward" and (mode != "auto" or self.reference.path):
+            raise ValueError("reference: a reward model is trained without a reference; remove the reference section")
+        if self.method.kind == "reward" and self.model.adapter:
+            raise ValueError(
+                "model: a reward model starts from a full checkpoint, not model.adapter; merge the adapter into "
+                "its base model first and set model.path to the merged directory"
+            )
         if not self.method.needs_reference and (mode not in ("auto", "none") or self.reference.path):
-            raise ValueError(f"reference.mode: loss {loss!r} uses no reference; remove the reference")
+            key = "reference.path" if self.reference.path else "reference.mode"
+            raise ValueError(f"{key}: loss {loss!r} uses no reference; remove the reference")
         if self.method.needs_reference and mode == "none":
             raise ValueError(f"reference.mode: loss {loss!r} needs a reference; use auto, model or adapter")
         if mode == "adapter" and self.model.lora is None:
@@ -314,6 +336,20 @@ class RunConfig(_Section):
             raise ValueError("reference.path: a separate reference checkpoint needs reference.mode: model")
         if "adapter" in self.output.save and self.model.lora is None:
             raise ValueError("output.save: 'adapter' needs model.lora; full fine-tuning saves 'merged'")
+        if self.data.split_pairs and self.method.paired:
+            raise ValueError(
+                f"data.split_pairs: splits pairs into unpaired rows, and loss {loss!r} trains on pairs; "
+                "remove it, or use an unpaired loss such as kto"
+            )
+        # KTO's KL estimate pairs each prompt with another example's completion from the same micro-batch.
+        kl = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
+        for key in ("batch_size", "eval_batch_size"):
+            size = getattr(self.train, key)
+            if kl and size is not None and size < 2:
+                raise ValueError(
+                    f"train.{key}: loss {kl[0]!r} estimates its KL term from the other examples of a batch; "
+                    "use at least 2"
+                )
         return self
 
     def resolved_reference_mode(self) -> str:
@@ -388,7 +424,13 @@ def _format_errors(error: ValidationError, source: str) -> str:
             lines.append(f"  {key}: required")
         else:
             message = item["msg"].removeprefix("Value error, ")
-            lines.append(f"  {key}: {message} (got {item.get('input')!r})")
+            field, sep, rest = message.partition(": ")
+            path = (*loc, *field.split("."))  # a top-level check names its key dotted: reference.mode
+            if sep and path[-1] in _fields_at(path):
+                # A section-level check about one of its keys: name that key, as a field error would.
+                lines.append(f"  {'.'.join(str(p) for p in path)}: {rest}")
+            else:
+                lines.append(f"  {key}: {message} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 

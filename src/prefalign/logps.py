@@ -127,10 +127,27 @@ class SequenceScorer(nn.Module):
         with_log_sum_sq: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Log-prob of each scored token [S]; with `with_log_sum_sq` also log Σ_v p(v)² there (detached)."""
+        hidden = self.hidden_states(input_ids, position_ids, attention_mask)
+        return self.token_logps(hidden, score_index, score_labels, with_log_sum_sq)
+
+    def hidden_states(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The backbone's last hidden states, flattened to [R·T, hidden] (rows of the batch one after another)."""
         hidden = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
-        hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, score_index)
+        return hidden.reshape(-1, hidden.shape[-1])
+
+    def token_logps(
+        self,
+        hidden: torch.Tensor,
+        score_index: torch.Tensor,
+        score_labels: torch.Tensor,
+        with_log_sum_sq: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs of the scored tokens from flat hidden states, through the LM head one chunk at a time."""
+        hidden = hidden.index_select(0, score_index)
         out, sq = [], []
         for h, y in zip(hidden.split(self.chunk_size), score_labels.split(self.chunk_size), strict=True):
             if torch.is_grad_enabled():

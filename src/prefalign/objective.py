@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 from prefalign.config import MethodConfig
 from prefalign.data.layout import Batch, make_batch
-from prefalign.logps import LogpsOptions, SequenceLogps
+from prefalign.logps import LogpsOptions, SequenceLogps, sequence_logps
 from prefalign.losses import LossSpec, compute_loss
+from prefalign.rewards import SequenceRewards, sequence_rewards
 
 
 def f_divergence_scores(logratios: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
@@ -82,6 +83,9 @@ def unpaired_inputs(
 class Objective:
     """The method of a run: builds its batches, reduces log-probs, and sums its loss terms."""
 
+    # The (accuracy, margin) metrics the progress line and the run summary show.
+    headline = ("rewards/accuracies", "rewards/margins")
+
     def __init__(self, method: MethodConfig):
         self.terms: list[tuple[LossSpec, float]] = method.terms()
         self.hyperparams = method.hyperparams()
@@ -91,9 +95,15 @@ class Objective:
         self.kl = any("policy_kl_logps" in spec.inputs for spec, _ in self.terms)
         self.f_divergence = (method.f_divergence_type, method.f_alpha_divergence_coef)
         self.use_weighting = method.use_weighting
+        if not self.paired:  # no pair to be right about: whether each reward's sign agrees with its label
+            self.headline = ("label_accuracy", "rewards/margins")
 
     def batch(self, examples, pad_id: int, layout: str = "padded") -> Batch:
         return make_batch(examples, pad_id, layout, kl=self.kl)
+
+    def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceLogps:
+        """What the trained model gives for a batch, as `__call__` takes it: here, per-sequence log-probs."""
+        return sequence_logps(scorer, batch, self.logps_options)
 
     def __call__(
         self, policy: SequenceLogps, ref: SequenceLogps | None, batch: Batch
@@ -149,7 +159,12 @@ class Objective:
         }
 
     def _unpaired_metrics(self, policy: SequenceLogps, rewarded, batch: Batch) -> dict[str, torch.Tensor]:
-        """Per-example metrics of unpaired data: an example is either desirable (chosen) or not (rejected)."""
+        """Per-example metrics of unpaired data: an example is either desirable (chosen) or not (rejected).
+
+        No example has both a chosen and a rejected reward, so rewards/margins is the difference of the two
+        means (`MetricSums.means`), as TRL's KTO logs it. `label_accuracy` (not TRL's) is the fraction of
+        examples whose reward has its label's sign: > 0 for a desirable answer, < 0 for an undesirable one.
+        """
         b = policy.num_examples
         labels = batch.labels
         nan = torch.full_like(policy.logps[:b].detach(), float("nan"))
@@ -159,6 +174,58 @@ class Objective:
             "logps/rejected": torch.where(labels, nan, logps),
         }
         if rewarded is not None:  # a loss on unpaired data reports one reward per example, as chosen_rewards
-            metrics["rewards/chosen"] = torch.where(labels, rewarded.chosen_rewards, nan)
-            metrics["rewards/rejected"] = torch.where(labels, nan, rewarded.chosen_rewards)
+            rewards = rewarded.chosen_rewards
+            metrics["rewards/chosen"] = torch.where(labels, rewards, nan)
+            metrics["rewards/rejected"] = torch.where(labels, nan, rewards)
+            metrics["label_accuracy"] = torch.where(labels, rewards > 0, rewards < 0).float()
         return metrics
+
+
+class RewardObjective(Objective):
+    """kind: reward — the Bradley–Terry loss on a reward model's rewards; no reference, no log-probs but lm_coef's.
+
+    Metrics carry TRL RewardTrainer's names: `accuracy` (r_w > r_l), `margin` (r_w − r_l), `mean_reward`,
+    `min_reward` and `max_reward` over both answers (min_/max_ metrics reduce to the extreme over a step,
+    `training.metrics.MetricSums`), plus `rewards/chosen` and `rewards/rejected`.
+    """
+
+    headline = ("accuracy", "margin")
+
+    def __init__(self, method: MethodConfig):
+        super().__init__(method)
+        self.with_chosen_logps = method.lm_coef > 0
+
+    def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceRewards:
+        return sequence_rewards(scorer, batch, self.with_chosen_logps)
+
+    def __call__(
+        self, rewards: SequenceRewards, ref: None, batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        b = rewards.num_examples
+        tensors = {
+            "reward_chosen": rewards.chosen_rewards,
+            "reward_rejected": rewards.rejected_rewards,
+            "margin": batch.margin if batch.margin is not None else rewards.rewards.new_zeros(b),
+        }
+        if rewards.chosen_logps is not None:
+            tensors.update(policy_chosen_logps=rewards.chosen_logps, chosen_lengths=rewards.chosen_lengths)
+        outputs = [(compute_loss(spec, tensors, self.hyperparams), weight) for spec, weight in self.terms]
+        losses = sum(weight * out.losses for out, weight in outputs)
+        chosen = rewards.chosen_rewards.detach()
+        rejected = rewards.rejected_rewards.detach()
+        metrics = {
+            "accuracy": (chosen > rejected).float(),
+            "margin": chosen - rejected,
+            "mean_reward": (chosen + rejected) / 2,
+            "min_reward": torch.minimum(chosen, rejected),
+            "max_reward": torch.maximum(chosen, rejected),
+            "rewards/chosen": chosen,
+            "rewards/rejected": rejected,
+        }
+        metrics.update({name: value.detach() for out, _ in outputs for name, value in out.metrics.items()})
+        return losses, metrics
+
+
+def make_objective(method: MethodConfig) -> Objective:
+    """The objective of `method.kind`: a policy's preference losses, or a reward model's."""
+    return RewardObjective(method) if method.kind == "reward" else Objective(method)

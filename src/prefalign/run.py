@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
@@ -19,9 +20,18 @@ from prefalign.eval.evaluate import evaluate_pairs, generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.logps import SequenceScorer
-from prefalign.model.load import load_base, load_policy, load_tokenizer, resolve_path
+from prefalign.model.load import (
+    load_base,
+    load_output_embeddings,
+    load_policy,
+    load_reward_model,
+    load_tokenizer,
+    resolve_path,
+    use_reward_pad_token,
+)
 from prefalign.model.reference import build_reference
-from prefalign.objective import Objective
+from prefalign.objective import make_objective
+from prefalign.rewards import RewardScorer, ties_lm_head
 from prefalign.training.loop import fit
 
 RUN_MARKER = ".prefalign-run"
@@ -67,12 +77,28 @@ def prepare_run_dir(config: RunConfig) -> Path:
 def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tuple[str, list[int]]]:
     """(text, token ids) of the first held-out prompts, for before/after answers."""
     rows = data.eval_prompts
-    if rows is None or config.eval.generations == 0:
+    if rows is None or config.eval.generations == 0 or config.method.kind == "reward":  # reward models do not generate
         return []
     d = config.data
     renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
-    picked = rows.select(range(min(config.eval.generations, len(rows))))
-    return [(row["prompt"][-1]["content"], renderer.prompt_ids(row["prompt"], row["plain"])) for row in picked]
+    picked: dict[str, tuple[str, list[int]]] = {}  # by prompt: unpaired rows (split pairs) repeat prompts
+    for row in rows.select(range(min(len(rows), 4 * config.eval.generations))):
+        key = json.dumps(row["prompt"])
+        if key not in picked and len(picked) < config.eval.generations:
+            picked[key] = (row["prompt"][-1]["content"], renderer.prompt_ids(row["prompt"], row["plain"]))
+    return list(picked.values())
+
+
+def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, SequenceScorer]:
+    """The model to train, and the scorer that runs it: a policy's log-probs, or a reward model's rewards."""
+    if config.method.kind == "policy":
+        policy = load_policy(config.model).to(device)
+        return policy, SequenceScorer(policy)
+    model = load_reward_model(config.model, use_reward_pad_token(tokenizer)).to(device)
+    lm_head = None
+    if config.method.lm_coef > 0 and not ties_lm_head(model):
+        lm_head = load_output_embeddings(config.model).to(device)
+    return model, RewardScorer(model, lm_head=lm_head)
 
 
 def train(
@@ -100,21 +126,20 @@ def train(
     accelerator.wait_for_everyone()
     transformers.set_seed(config.train.seed)
 
-    objective = Objective(config.method)
+    objective = make_objective(config.method)
     tokenizer = load_tokenizer(config.model)
-    data = prepare_data(config.data, tokenizer, config.train.seed)
+    data = prepare_data(config.data, tokenizer, config.train.seed, method=config.method)
     if is_main:
         _print_data(console, data)
 
     mode = config.resolved_reference_mode()
-    policy = load_policy(config.model).to(accelerator.device)
+    policy, scorer = _trained_model(config, tokenizer, accelerator.device)
     reference_model = None
     if mode == "model":
         reference_model = load_base(config.model, config.reference.path) if config.reference.path else None
         if reference_model is None:  # a frozen copy of the starting policy
             reference_model = load_policy(config.model.model_copy(update={"lora": None}))
         reference_model.to(accelerator.device)
-    scorer = SequenceScorer(policy)
     reference = build_reference(mode, scorer, reference_model, objective.logps_options)
     pad_id = tokenizer.pad_token_id
     prompts = _sample_prompts(config, data, tokenizer)
@@ -167,7 +192,8 @@ def train(
             saved["merged"] = str(save_merged(merged_model(policy), tokenizer, run_dir / "merged"))
         final = result.last_eval or result.last_train
         (run_dir / "README.md").write_text(model_card(config, final, before, result.state.step))
-        (run_dir / "generations.json").write_text(json.dumps(generations, indent=1, ensure_ascii=False))
+        if config.method.kind == "policy":
+            (run_dir / "generations.json").write_text(json.dumps(generations, indent=1, ensure_ascii=False))
     accelerator.wait_for_everyone()
 
     run = RunResult(
@@ -189,7 +215,7 @@ def train(
 def _print_data(console: Console, data: PreparedData) -> None:
     r = data.report
     formats = ", ".join(f"{name} ({count})" for name, count in r.formats.items())
-    line = f"Data: {len(data.train)} training pairs"
+    line = f"Data: {len(data.train)} training {'pairs' if data.paired else 'unpaired rows'}"
     line += f", {len(data.eval)} held out" if data.eval is not None else ", no held-out split"
     line += f"; {r.rows_read} rows read as {formats}"
     if r.bad_rows:
@@ -212,24 +238,47 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
     table.add_column("held-out metric")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
-    for name, label in (
-        ("preference_accuracy", "preference accuracy (length-normalised)"),
-        ("rewards/margins", "reward margin"),
-        ("rewards/accuracies", "reward accuracy"),
+    reward_model = config.method.kind == "reward"
+    rows = (
+        ("accuracy", "accuracy (r_chosen > r_rejected)"),
+        ("margin", "reward margin (r_chosen − r_rejected)"),
+        ("mean_reward", "mean reward"),
         ("loss", "loss"),
-    ):
+    )
+    if not reward_model and config.method.paired:
+        rows = (
+            ("preference_accuracy", "preference accuracy (length-normalised)"),
+            ("rewards/margins", "reward margin"),
+            ("rewards/accuracies", "reward accuracy"),
+            ("loss", "loss"),
+        )
+    elif not reward_model:  # unpaired rows: no pair to rank, so each reward against its label
+        rows = (
+            ("label_accuracy", "label accuracy (reward > 0 desirable, < 0 undesirable)"),
+            ("rewards/chosen", "reward of desirable answers"),
+            ("rewards/rejected", "reward of undesirable answers"),
+            ("rewards/margins", "reward margin"),
+            ("kl", "KL estimate (kto's reference point)"),
+            ("loss", "loss"),
+        )
+    for name, label in rows:
         table.add_row(label, _fmt(run.before, name), _fmt(run.after, name))
     console.print(table)
+    margin = "margin" if reward_model else "rewards/margins"
     if run.last_train:
-        console.print(
-            f"Last training step: loss {run.last_train['loss']:.4f}, "
-            f"reward margin {run.last_train['rewards/margins']:.3f}"
-        )
+        last = run.last_train
+        line = f"Last training step: loss {last['loss']:.4f}"
+        if margin in last:  # a step of unpaired rows with one label only has no margin
+            line += f", reward margin {last[margin]:.3f}"
+        console.print(line)
     for i, g in enumerate(run.generations, 1):
         console.print(f"\n[bold]Held-out prompt {i}:[/bold] {g['prompt']}")
         console.print(f"[dim]before:[/dim] {g['before']}")
         console.print(f"[green]after:[/green]  {g['after']}")
     console.print(f"\nRun directory: [bold]{run.run_dir}[/bold]")
+    if reward_model:
+        _print_reward_loading(console, config, run)
+        return
     if "adapter" in run.saved:
         base = resolve_path(config.model.path)
         console.print(
@@ -238,3 +287,17 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
         )
     if "merged" in run.saved:
         console.print(f"Load the merged model:  AutoModelForCausalLM.from_pretrained({run.saved['merged']!r})")
+
+
+def _print_reward_loading(console: Console, config: RunConfig, run: RunResult) -> None:
+    loader = "AutoModelForSequenceClassification.from_pretrained"
+    if "adapter" in run.saved:
+        adapter = run.saved["adapter"]
+        # The base's config has its own pad_token_id (often the EOS); the reward is read before the last padding.
+        console.print(
+            f"Load the adapter:  tokenizer = AutoTokenizer.from_pretrained({adapter!r}); PeftModel.from_pretrained("
+            f"{loader}({resolve_path(config.model.path)!r}, num_labels=1, pad_token_id=tokenizer.pad_token_id), "
+            f"{adapter!r})"
+        )
+    if "merged" in run.saved:
+        console.print(f"Load the reward model:  {loader}({run.saved['merged']!r})")

@@ -3,6 +3,8 @@
 Canonical paired row: `prompt`, `chosen`, `rejected` as lists of `{"role", "content"}` messages
 (chosen/rejected hold only the diverging turns) and `plain`: True when the text came as plain
 strings, which are joined as they are unless a chat template is asked for (as TRL does).
+Canonical unpaired row (KTO): `prompt`, `completion` as message lists, `label` (True: the completion
+is desirable) and `plain`.
 """
 
 from __future__ import annotations
@@ -148,6 +150,102 @@ _register(
         "TRL conversational: chosen/rejected message lists, prompt explicit or their common prefix",
         _is_trl_conversational,
         _convert_trl_conversational,
+    )
+)
+
+
+# --- Unpaired (KTO): one completion per row and a label saying whether it is desirable ------------
+# Canonical unpaired row: `prompt`, `completion` (message lists), `label` (True: desirable), `plain`.
+
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+
+
+def _label(row: dict) -> bool:
+    """The desirability label: a bool, 0/1, or the strings "true"/"false" (any case)."""
+    if "label" not in row or row["label"] is None:
+        raise RowError("label", "missing")
+    value = row["label"]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise RowError("label", f"expected a bool (true/false, or 1/0), got {value!r}")
+
+
+def _is_trl_unpaired(row: dict, completion_type: type) -> bool:
+    return {"prompt", "completion", "label"} <= row.keys() and isinstance(row.get("completion"), completion_type)
+
+
+def _convert_trl_unpaired_standard(row: dict) -> dict:
+    completion = _text(row, "completion")
+    if not completion.strip():
+        raise RowError("completion", "empty completion")
+    return {
+        "prompt": [{"role": "user", "content": _text(row, "prompt")}],
+        "completion": [{"role": "assistant", "content": completion}],
+        "label": _label(row),
+        "plain": True,
+    }
+
+
+_register(
+    Format(
+        "trl_unpaired_standard",
+        "unpaired",
+        "TRL unpaired: prompt, completion as plain strings, label (true: desirable)",
+        lambda row: _is_trl_unpaired(row, str),
+        _convert_trl_unpaired_standard,
+    )
+)
+
+
+def _convert_trl_unpaired_conversational(row: dict) -> dict:
+    return {
+        "prompt": _messages(row, "prompt"),
+        "completion": _nonempty_completion(_messages(row, "completion"), "completion"),
+        "label": _label(row),
+        "plain": False,
+    }
+
+
+_register(
+    Format(
+        "trl_unpaired_conversational",
+        "unpaired",
+        "TRL unpaired conversational: prompt, completion as message lists, label",
+        lambda row: _is_trl_unpaired(row, list),
+        _convert_trl_unpaired_conversational,
+    )
+)
+
+
+def _is_messages_label(row: dict) -> bool:
+    return {"messages", "label"} <= row.keys() and not {"prompt", "completion", "chosen", "rejected"} & row.keys()
+
+
+def _convert_messages_label(row: dict) -> dict:
+    messages = _messages(row, "messages")
+    if messages[-1]["role"] != "assistant":
+        raise RowError(f"messages[{len(messages) - 1}]", "the last message must be the assistant answer being judged")
+    if len(messages) < 2:
+        raise RowError("messages", "no prompt before the judged answer")
+    return {
+        "prompt": messages[:-1],
+        "completion": _nonempty_completion(messages[-1:], f"messages[{len(messages) - 1}]"),
+        "label": _label(row),
+        "plain": False,
+    }
+
+
+_register(
+    Format(
+        "messages_label",
+        "unpaired",
+        "Conversation + label (LLaMA-Factory KTO): messages, the last one the judged assistant answer; label",
+        _is_messages_label,
+        _convert_messages_label,
     )
 )
 

@@ -25,6 +25,9 @@ class Batch:
     num_sequences: int  # 2B paired; B or 2B unpaired
     labels: torch.Tensor | None = None  # [B] bool, unpaired: desirable completion
     margin: torch.Tensor | None = None  # [B] float, the data's margin column where it has one
+    # [N] flat index of each sequence's last token (the EOS ending its answer): where a reward model reads its value.
+    # Not the last of score_index: that position *predicts* the last token and has not seen it.
+    end_index: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -69,7 +72,7 @@ def padded(examples: list[dict], pad_id: int, kl: bool = False) -> Batch:
     width = max(len(p) + len(c) for p, c in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    score_index, score_labels, score_seq = [], [], []
+    score_index, score_labels, score_seq, end_index = [], [], [], []
     for row, (prompt, completion) in enumerate(sequences):
         ids = list(prompt) + list(completion)
         input_ids[row, : len(ids)] = torch.tensor(ids)
@@ -79,6 +82,7 @@ def padded(examples: list[dict], pad_id: int, kl: bool = False) -> Batch:
         score_index += [row * width + t - 1 for t in range(start, len(ids))]
         score_labels += ids[start:]
         score_seq += [row] * len(completion)
+        end_index.append(row * width + len(ids) - 1)
     position_ids = torch.arange(width).expand(len(sequences), width).contiguous()
     return Batch(
         input_ids=input_ids,
@@ -89,6 +93,7 @@ def padded(examples: list[dict], pad_id: int, kl: bool = False) -> Batch:
         score_seq=torch.tensor(score_seq, dtype=torch.long),
         num_pairs=len(examples),
         num_sequences=len(sequences),
+        end_index=torch.tensor(end_index, dtype=torch.long),
         **_example_columns(examples),
     )
 

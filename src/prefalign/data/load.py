@@ -14,7 +14,15 @@ from prefalign.data.formats import FORMATS, RowError, detect_format
 log = logging.getLogger(__name__)
 
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
-CANONICAL_COLUMNS = ("prompt", "chosen", "rejected", "plain", "origin")
+# The columns of canonical rows of each kind (formats.Format.kind), and what a row that failed to convert holds.
+CANONICAL_COLUMNS = {
+    "paired": ("prompt", "chosen", "rejected", "plain", "origin"),
+    "unpaired": ("prompt", "completion", "label", "plain", "origin"),
+}
+_EMPTY = {
+    "paired": {"prompt": [], "chosen": [], "rejected": [], "plain": False},
+    "unpaired": {"prompt": [], "completion": [], "label": False, "plain": False},
+}
 
 
 class DataError(ValueError):
@@ -63,29 +71,78 @@ def read_source(source: DataSource) -> datasets.Dataset:
         raise DataError(f"{source.path}: could not read: {exc}") from exc
 
 
+def _margin(row: dict) -> float:
+    value = row["margin"]
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RowError("margin", f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
 def _convert_batch(batch: dict, indices: list[int], *, fmt_name: str, origin: str) -> dict:
-    convert = FORMATS[fmt_name].convert
-    out: dict[str, list] = {name: [] for name in (*CANONICAL_COLUMNS, "error")}
+    fmt = FORMATS[fmt_name]
+    # A paired source's optional `margin` column (how much better the chosen answer is, as in TRL's reward data)
+    # travels with its rows to the batch.
+    names = (*CANONICAL_COLUMNS[fmt.kind], *(["margin"] if fmt.kind == "paired" and "margin" in batch else []))
+    out: dict[str, list] = {name: [] for name in (*names, "error")}
     columns = list(batch)
     for i, index in enumerate(indices):
         row = {name: batch[name][i] for name in columns}
         try:
-            canonical = convert(row)
+            canonical = fmt.convert(row)
+            if "margin" in names:
+                canonical["margin"] = _margin(row)
             error = ""
         except RowError as exc:
-            canonical = {"prompt": [], "chosen": [], "rejected": [], "plain": False}
+            canonical = {**_EMPTY[fmt.kind], "margin": 0.0}
             error = f"row {index + 1}: field {exc}"
         canonical["origin"] = f"{origin}: row {index + 1}"
-        for name in CANONICAL_COLUMNS:
+        for name in names:
             out[name].append(canonical[name])
         out["error"].append(error)
     return out
 
 
+def rows_kind(rows: datasets.Dataset) -> str:
+    """Which canonical rows `rows` holds: "paired" or "unpaired"."""
+    return "unpaired" if "label" in rows.column_names else "paired"
+
+
+def _unpair_batch(batch: dict) -> dict:
+    out: dict[str, list] = {name: [] for name in CANONICAL_COLUMNS["unpaired"]}
+    for i, origin in enumerate(batch["origin"]):
+        for answer, label in (("chosen", True), ("rejected", False)):
+            out["prompt"].append(batch["prompt"][i])
+            out["completion"].append(batch[answer][i])
+            out["label"].append(label)
+            out["plain"].append(batch["plain"][i])
+            out["origin"].append(f"{origin} ({answer})")
+    return out
+
+
+def unpair_rows(rows: datasets.Dataset, num_proc: int | None = None) -> datasets.Dataset:
+    """`data.split_pairs`: each pair becomes two unpaired rows, chosen (desirable) then rejected; unpaired rows stay."""
+    if rows_kind(rows) == "unpaired":
+        return rows
+    return rows.map(
+        _unpair_batch, batched=True, remove_columns=rows.column_names, num_proc=num_proc, desc="Splitting pairs"
+    )
+
+
 def canonical_rows(
-    sources: list[DataSource], default_format: str, *, skip_bad_rows: bool, num_proc: int | None = None
+    sources: list[DataSource],
+    default_format: str,
+    *,
+    skip_bad_rows: bool,
+    num_proc: int | None = None,
+    split_pairs: bool = False,
 ) -> tuple[datasets.Dataset, DataReport]:
-    """Read every source, convert each row to canonical columns, and report what happened."""
+    """Read every source, convert each row to canonical columns, and report what happened.
+
+    Sources of both kinds (pairs and unpaired rows) can be read together only with `split_pairs`, which
+    splits the pairs here; otherwise pairs stay pairs (`prepare_data` splits them after holding out).
+    """
     parts, report = [], DataReport()
     for source in sources:
         raw = read_source(source)
@@ -126,5 +183,15 @@ def canonical_rows(
         if errors:
             converted = converted.filter(lambda e: not e, input_columns="error")
         parts.append(converted.remove_columns("error"))
+    if len({rows_kind(part) for part in parts}) > 1:
+        if not split_pairs:
+            kinds = ", ".join(f"{source.path} ({rows_kind(part)})" for source, part in zip(sources, parts, strict=True))
+            raise DataError(
+                f"sources mix pairs and unpaired rows: {kinds}; set data.split_pairs: true to split the pairs into "
+                "unpaired rows (for an unpaired loss such as kto)"
+            )
+        parts = [unpair_rows(part, num_proc) for part in parts]
+    if len(parts) > 1 and any("margin" in part.column_names for part in parts):  # absent margins are 0
+        parts = [p if "margin" in p.column_names else p.add_column("margin", [0.0] * len(p)) for p in parts]
     rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     return rows, report

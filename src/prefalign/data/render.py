@@ -1,4 +1,4 @@
-"""Canonical rows -> token ids: the prompt, and each completion's scored tokens.
+"""Canonical rows -> token ids: the prompt, and each completion's scored tokens (a pair's two, or one and its label).
 
 The prompt is rendered with `add_generation_prompt=True`; a completion is the rendering of
 prompt + completion minus the prompt's tokens. Only completion tokens are scored. The
@@ -99,11 +99,18 @@ class Renderer:
         return self._close(full_ids[len(prompt_ids) :])
 
     def render(self, row: dict) -> dict:
-        """Token ids for one pair, truncated; `drop` names why a row cannot be used ('' if it can)."""
+        """Token ids for one row, truncated; `drop` names why a row cannot be used ('' if it can).
+
+        A pair gives chosen_ids and rejected_ids; an unpaired row completion_ids and its label. Every
+        completion goes through the same template and the same truncation.
+        """
         s = self.settings
         prompt_ids = self.prompt_ids(row["prompt"], row["plain"])
-        chosen_ids = self.completion_ids(row["prompt"], row["chosen"], row["plain"], prompt_ids)
-        rejected_ids = self.completion_ids(row["prompt"], row["rejected"], row["plain"], prompt_ids)
+        completions = {
+            f"{name}_ids": self.completion_ids(row["prompt"], row[name], row["plain"], prompt_ids)
+            for name in _completion_columns(row)
+        }
+        extra = {name: row[name] for name in _CARRIED if name in row}
         truncated = False
         if s.max_prompt_length is not None and len(prompt_ids) > s.max_prompt_length:
             prompt_ids, truncated = prompt_ids[-s.max_prompt_length :], True  # keep the end: the question
@@ -111,28 +118,35 @@ class Renderer:
         if s.max_completion_length is not None:
             limit = min(limit, s.max_completion_length)
         if limit <= 0:
-            return _row(prompt_ids, [], [], truncated, drop="prompt fills max_length")
-        if max(len(chosen_ids), len(rejected_ids)) > limit:
-            chosen_ids, rejected_ids, truncated = chosen_ids[:limit], rejected_ids[:limit], True
+            empty = {name: [] for name in completions}
+            return _row(prompt_ids, empty, extra, truncated, drop="prompt fills max_length")
+        if max(len(ids) for ids in completions.values()) > limit:
+            completions, truncated = {name: ids[:limit] for name, ids in completions.items()}, True
         if not prompt_ids:
-            return _row(prompt_ids, chosen_ids, rejected_ids, truncated, drop="empty prompt")
-        return _row(prompt_ids, chosen_ids, rejected_ids, truncated, drop="")
+            return _row(prompt_ids, completions, extra, truncated, drop="empty prompt")
+        return _row(prompt_ids, completions, extra, truncated, drop="")
 
 
-def _row(prompt_ids, chosen_ids, rejected_ids, truncated, drop) -> dict:
-    return {
-        "prompt_ids": prompt_ids,
-        "chosen_ids": chosen_ids,
-        "rejected_ids": rejected_ids,
-        "truncated": truncated,
-        "drop": drop,
-    }
+# Canonical columns that pass through to the tokenised rows as they are: KTO's label, a pair's margin.
+_CARRIED = ("label", "margin")
+
+
+def _completion_columns(row: dict) -> tuple[str, ...]:
+    """The canonical columns holding completions: an unpaired row's one, or a pair's two."""
+    return ("completion",) if "completion" in row else ("chosen", "rejected")
+
+
+def _row(prompt_ids: list[int], completions: dict, extra: dict, truncated: bool, drop: str) -> dict:
+    return {"prompt_ids": prompt_ids, **completions, **extra, "truncated": truncated, "drop": drop}
 
 
 def _render_batch(batch: dict, *, renderer: Renderer) -> dict:
-    out: dict[str, list] = {k: [] for k in ("prompt_ids", "chosen_ids", "rejected_ids", "truncated", "drop")}
+    completions, carried = _completion_columns(batch), [name for name in _CARRIED if name in batch]
+    columns = ("prompt", *completions, *carried, "plain")
+    outputs = ("prompt_ids", *(f"{name}_ids" for name in completions), *carried, "truncated", "drop")
+    out: dict[str, list] = {name: [] for name in outputs}
     for i, origin in enumerate(batch["origin"]):
-        row = {name: batch[name][i] for name in ("prompt", "chosen", "rejected", "plain")}
+        row = {name: batch[name][i] for name in columns}
         try:
             rendered = renderer.render(row)
         except ValueError as exc:

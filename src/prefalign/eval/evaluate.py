@@ -1,4 +1,4 @@
-"""Held-out evaluation: loss, rewards and preference accuracy over pairs; greedy answers to prompts."""
+"""Held-out evaluation: loss, rewards and accuracies over pairs or unpaired rows; greedy answers to prompts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from prefalign.logps import sequence_logps
 from prefalign.model.reference import Reference
 from prefalign.objective import Objective
 from prefalign.training.metrics import MetricSums
@@ -25,15 +24,18 @@ def evaluate_pairs(
     rank: int = 0,
     world: int = 1,
 ) -> MetricSums:
-    """Summed per-example metrics over this process's share of `dataset` (reduce across processes for means)."""
+    """Summed per-example metrics over this process's share of `dataset` (reduce across processes for means).
+
+    `dataset` holds pairs or unpaired rows, whichever the objective trains on; a KL estimate (KTO) is taken
+    per eval batch, from its own examples.
+    """
     was_training = scorer.training
     scorer.eval()
     sums = MetricSums()
     indices = list(range(rank, len(dataset), world))
     for start in range(0, len(indices), batch_size):
         batch = objective.batch(dataset.select(indices[start : start + batch_size]), pad_id).to(device)
-        policy = sequence_logps(scorer, batch, objective.logps_options)
-        losses, metrics = objective(policy, reference.logps(batch), batch)
+        losses, metrics = objective(objective.score(scorer, batch), reference.logps(batch), batch)
         sums.add(losses, metrics)
     scorer.train(was_training)
     return sums

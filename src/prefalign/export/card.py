@@ -19,6 +19,8 @@ def _number(metrics: dict[str, float] | None, name: str) -> str:
 
 
 def model_card(config: RunConfig, final: dict[str, float], before: dict[str, float] | None, steps: int) -> str:
+    if config.method.kind == "reward":
+        return reward_model_card(config, final, before, steps)
     lora = config.model.lora is not None
     terms = config.method.terms()
     loss = " + ".join(f"{weight:g}·{spec.name}" if weight != 1 else spec.name for spec, weight in terms)
@@ -42,6 +44,13 @@ def model_card(config: RunConfig, final: dict[str, float], before: dict[str, flo
         "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
         "seed": config.train.seed,
     }
+    if not config.method.paired:  # unpaired rows: one answer each, labelled desirable or not
+        data = "pairs split into desirable chosen and undesirable rejected answers" if config.data.split_pairs else ""
+        hp = {
+            **hp,
+            "data": data or "unpaired answers labelled desirable or undesirable",
+            "desirable / undesirable weight": f"{config.method.desirable_weight} / {config.method.undesirable_weight}",
+        }
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
     lines += [
         f"# {Path(config.output.dir).name}",
@@ -76,4 +85,80 @@ def model_card(config: RunConfig, final: dict[str, float], before: dict[str, flo
         lines += ["", "# or the merged model", "model = AutoModelForCausalLM.from_pretrained('merged')"]
     tokenizer_dir = "merged" if "merged" in config.output.save else "adapter"
     lines += [f"tokenizer = AutoTokenizer.from_pretrained({tokenizer_dir!r})", "```", ""]
+    return "\n".join(lines)
+
+
+def reward_model_card(config: RunConfig, final: dict[str, float], before: dict[str, float] | None, steps: int) -> str:
+    """The card of a reward model: a sequence classifier with one label, the reward."""
+    lora = config.model.lora is not None
+    method = config.method
+    base = base_model_name(config.model.path)
+    front = {
+        "base_model": base,
+        "library_name": "peft" if lora else "transformers",
+        "pipeline_tag": "text-classification",
+        "tags": ["prefalign", "reward", "reward-model", *(["lora"] if lora else [])],
+    }
+    if datasets := _dataset_names(config):
+        front["datasets"] = datasets
+    hp = {
+        "loss": "bradley_terry (−log σ(r_chosen − r_rejected − margin))",
+        "center_rewards_coefficient": method.center_rewards_coefficient,
+        "lm_coef": method.lm_coef,
+        "learning rate": config.train.lr,
+        "schedule": f"{config.train.schedule}, warm-up {config.train.warmup_ratio}",
+        "batch size × accumulation": f"{config.train.batch_size} × {config.train.grad_accum}",
+        "optimizer steps": steps,
+        "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
+        "seed": config.train.seed,
+    }
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
+    lines += [
+        f"# {Path(config.output.dir).name}",
+        "",
+        f"A **reward model** trained from `{base}` by prefalign on preference pairs (Bradley–Terry loss). "
+        "It is `AutoModelForSequenceClassification` with one label: the logit is the reward of the whole "
+        "conversation, read at its last token (the end-of-turn token closing the answer). It does not generate text.",
+        "",
+        "## Hyper-parameters",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        *[f"| {k} | {v} |" for k, v in hp.items()],
+        "",
+        "## Held-out metrics",
+        "",
+        "| metric | before | after |",
+        "| --- | --- | --- |",
+        *[f"| {name} | {_number(before, name)} | {_number(final, name)} |" for name in final],
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+    ]
+    tokenizer_dir = "merged" if "merged" in config.output.save else "adapter"
+    lines += [f"tokenizer = AutoTokenizer.from_pretrained({tokenizer_dir!r})"]
+    if "merged" in config.output.save:
+        lines += ["model = AutoModelForSequenceClassification.from_pretrained('merged')"]
+    elif lora:
+        lines += [
+            "from peft import PeftModel",
+            "",
+            "# the tokenizer's pad token never ends an answer, so the reward is read at the answer's last token",
+            f"base = AutoModelForSequenceClassification.from_pretrained({base!r}, num_labels=1, "
+            "pad_token_id=tokenizer.pad_token_id)",
+            "model = PeftModel.from_pretrained(base, 'adapter')",
+        ]
+    lines += [
+        "",
+        "messages = [{'role': 'user', 'content': 'Name a colour.'}, {'role': 'assistant', 'content': 'It is RED.'}]",
+        "# As in training, the text ends at the answer's end-of-turn token (templates print a newline after it).",
+        "text = tokenizer.apply_chat_template(messages, tokenize=False).rstrip()",
+        "ids = tokenizer(text, add_special_tokens=False, return_tensors='pt').input_ids",
+        "reward = model(ids).logits[0, 0].item()",
+        "```",
+        "",
+    ]
     return "\n".join(lines)

@@ -58,6 +58,9 @@ class LossSpec:
     paper: str
     paired: bool = True
     length_normalised: bool = False  # compares per-token averages rather than summed log-probs
+    per_pair: bool = True  # False: entry i is not pair i's loss (aot sorts the batch), so no per-pair weights
+    # Checks the hyper-parameter values beyond their field limits; returns "key: problem" or None.
+    check: Callable[[dict], str | None] | None = None
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -74,7 +77,15 @@ LOSSES: dict[str, LossSpec] = {}
 
 
 def register(
-    name: str, *, family: str, needs_reference: bool, paper: str, paired: bool = True, length_normalised: bool = False
+    name: str,
+    *,
+    family: str,
+    needs_reference: bool,
+    paper: str,
+    paired: bool = True,
+    length_normalised: bool = False,
+    per_pair: bool = True,
+    check: Callable[[dict], str | None] | None = None,
 ):
     """Decorator: add a loss function to the registry under `name`.
 
@@ -84,17 +95,21 @@ def register(
     def wrap(fn: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
         if name in LOSSES:
             raise ValueError(f"loss {name!r} registered twice")
-        LOSSES[name] = LossSpec(name, fn, family, needs_reference, paper, paired, length_normalised)
+        LOSSES[name] = LossSpec(name, fn, family, needs_reference, paper, paired, length_normalised, per_pair, check)
         return fn
 
     return wrap
 
 
 def compute_loss(spec: LossSpec, tensors: dict[str, torch.Tensor], hyperparams: dict) -> LossOutput:
-    """Call `spec.fn` with the tensors it names and the hyper-parameters it declares."""
-    missing = [name for name in spec.inputs if name not in tensors]
+    """Call `spec.fn` with the tensors it names and the hyper-parameters it declares.
+
+    An input with a default (bradley_terry's chosen log-probs, used only when lm_coef > 0) may be absent.
+    """
+    params = inspect.signature(spec.fn).parameters
+    missing = [n for n in spec.inputs if n not in tensors and params[n].default is inspect.Parameter.empty]
     if missing:
         raise ValueError(f"loss {spec.name!r} needs {', '.join(missing)}, which this run does not compute")
-    kwargs = {name: tensors[name] for name in spec.inputs}
+    kwargs = {name: tensors[name] for name in spec.inputs if name in tensors}
     kwargs.update({name: hyperparams[name] for name in spec.hyperparams if name in hyperparams})
     return spec.fn(**kwargs)

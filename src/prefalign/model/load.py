@@ -62,8 +62,11 @@ def load_base(config: ModelConfig, path: str | None = None) -> nn.Module:
     )
 
 
-def attach_lora(model: nn.Module, config: ModelConfig) -> nn.Module:
-    """Wrap `model` for training: a new LoRA adapter, a saved one to continue, or nothing (full)."""
+def attach_lora(model: nn.Module, config: ModelConfig, task_type: str = "CAUSAL_LM") -> nn.Module:
+    """Wrap `model` for training: a new LoRA adapter, a saved one to continue, or nothing (full).
+
+    task_type SEQ_CLS (a reward model): the new `score` head is trained whole and saved with the adapter.
+    """
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if config.adapter:
@@ -83,13 +86,60 @@ def attach_lora(model: nn.Module, config: ModelConfig) -> nn.Module:
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
+        task_type=task_type,
+        modules_to_save=["score"] if task_type == "SEQ_CLS" else None,
     )
     return get_peft_model(model, peft_config)
 
 
 def load_policy(config: ModelConfig) -> nn.Module:
     return attach_lora(load_base(config), config)
+
+
+def use_reward_pad_token(tokenizer: Any) -> int:
+    """Make the tokenizer's pad token one that never ends an answer; return its id.
+
+    `*ForSequenceClassification` reads the reward at the last token that is not padding. With pad =
+    EOS (load_tokenizer's fallback, and SmolLM2's own setting) that is the token *before* the EOS that
+    ends every answer, not the EOS that training reads: the saved model would give other rewards.
+    """
+    from prefalign.data.render import end_of_turn_ids
+
+    ends = end_of_turn_ids(tokenizer)
+    candidates = [tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id, *tokenizer.all_special_ids]
+    pad_id = next((i for i in candidates if i is not None and i not in ends), None)
+    if pad_id is None:
+        raise ValueError("kind: reward needs a pad token that is not an end-of-turn token; the tokenizer has none")
+    # BOS is a safe pad: the last non-padding token is never a BOS, and padding is masked anyway.
+    tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+    return pad_id
+
+
+def load_reward_model(config: ModelConfig, pad_token_id: int) -> nn.Module:
+    """A reward model: the checkpoint's backbone and a scalar head `score` (num_labels=1), LoRA-wrapped if asked.
+
+    From a causal LM checkpoint the head is new, initialised by transformers (normal, initializer_range)
+    from the run's seed; its LM head is left out (`load_output_embeddings` gets it for lm_coef).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_path(config.path),
+        num_labels=1,
+        revision=config.revision,
+        dtype=_dtype(config.dtype),
+        trust_remote_code=config.trust_remote_code,
+    )
+    model.config.get_text_config().pad_token_id = pad_token_id  # saved with the model: see use_reward_pad_token
+    return attach_lora(model, config, task_type="SEQ_CLS")
+
+
+def load_output_embeddings(config: ModelConfig) -> nn.Module:
+    """The causal LM's output layer (for lm_coef when it is not tied to the input embeddings).
+
+    A sequence-classification model drops it, so the causal LM is loaded once and all but this layer freed.
+    """
+    return load_base(config).get_output_embeddings()
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:

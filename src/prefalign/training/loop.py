@@ -1,10 +1,11 @@
 """The training loop: one explicit loop on accelerate.
 
-Each optimizer step takes the next `batch_size × grad_accum × processes` pairs of a seeded
-per-epoch permutation, runs them as micro-batches, and scales each micro-batch's summed loss by
-1 / (pairs in the whole step), so batch 8 × accum 1, batch 4 × accum 2 and 2 processes × batch 4
-all give the same gradient. The data position is the (epoch, step) pair, so a resumed run
-draws exactly the batches the uninterrupted run would have drawn.
+Each optimizer step takes the next `batch_size × grad_accum × processes` examples (preference pairs,
+or unpaired rows) of a seeded per-epoch permutation, runs them as micro-batches, and scales each
+micro-batch's summed loss by 1 / (examples in the whole step), so batch 8 × accum 1, batch 4 × accum 2
+and 2 processes × batch 4 all give the same gradient (for every loss but the ones that look across a
+micro-batch: KTO's KL estimate and AOT's sorting are taken per micro-batch). The data position is
+the (epoch, step) pair, so a resumed run draws exactly the batches the uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prefalign.config import TrainConfig
 from prefalign.eval.evaluate import evaluate_pairs
-from prefalign.logps import sequence_logps
 from prefalign.model.reference import Reference
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import (
@@ -46,16 +46,16 @@ class LoopResult:
     history: list[dict] = field(default_factory=list)
 
 
-def plan(num_pairs: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
+def plan(num_examples: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
     """(steps per epoch, total optimizer steps)."""
-    steps_per_epoch = math.ceil(num_pairs / (cfg.batch_size * cfg.grad_accum * world))
+    steps_per_epoch = math.ceil(num_examples / (cfg.batch_size * cfg.grad_accum * world))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     return steps_per_epoch, total
 
 
-def step_pairs(num_pairs: int, seed: int, epoch: int, step_in_epoch: int, global_batch: int) -> list[int]:
-    """Indices of the pairs that make up one optimizer step (all processes together)."""
-    order = torch.randperm(num_pairs, generator=torch.Generator().manual_seed(seed + epoch))
+def step_examples(num_examples: int, seed: int, epoch: int, step_in_epoch: int, global_batch: int) -> list[int]:
+    """Indices of the examples that make up one optimizer step (all processes together), in batch order."""
+    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed + epoch))
     return order[step_in_epoch * global_batch : (step_in_epoch + 1) * global_batch].tolist()
 
 
@@ -151,8 +151,8 @@ def fit(
         while state.step < total_steps:
             if state.step_in_epoch >= steps_per_epoch:
                 state.epoch, state.step_in_epoch = state.epoch + 1, 0
-            indices = step_pairs(len(train_data), cfg.seed, state.epoch, state.step_in_epoch, global_batch)
-            if len(indices) < world:  # too few pairs left to give every process one
+            indices = step_examples(len(train_data), cfg.seed, state.epoch, state.step_in_epoch, global_batch)
+            if len(indices) < world:  # too few examples left to give every process one
                 state.epoch, state.step_in_epoch = state.epoch + 1, 0
                 continue
             started = time.perf_counter()
@@ -163,9 +163,9 @@ def fit(
                 ref_logps = reference.logps(batch)
                 sync = i == len(parts) - 1
                 with nullcontext() if sync else accelerator.no_sync(scorer):
-                    policy_logps = sequence_logps(scorer, batch, objective.logps_options)
-                    losses, metrics = objective(policy_logps, ref_logps, batch)
-                    # Sum over pairs / pairs in the whole step (× processes: DDP averages gradients).
+                    policy_out = objective.score(scorer, batch)  # log-probs, or a reward model's rewards
+                    losses, metrics = objective(policy_out, ref_logps, batch)
+                    # Sum over examples / examples in the whole step (× processes: DDP averages gradients).
                     accelerator.backward(losses.sum() * world / len(indices))
                 sums.add(losses, metrics)
                 tokens += batch.num_tokens
@@ -191,16 +191,18 @@ def fit(
                     "lr": lr,
                     "tokens_per_s": counts[0] / elapsed,
                     "scored_tokens_per_s": counts[1] / elapsed,
-                    "pairs_per_s": len(indices) / elapsed,
+                    "examples_per_s": len(indices) / elapsed,
                 }
                 log.write(record)
                 result.history.append(record)
                 result.last_train = metrics
-                info = f"loss {metrics['loss']:.4f}  acc {metrics['rewards/accuracies']:.2f}  "
-                info += f"margin {metrics['rewards/margins']:.3f}"
+                accuracy, margin = objective.headline
+                # A step of unpaired rows with only one label has no margin: show what there is.
+                shown = (("loss", "loss", ".4f"), (accuracy, "acc", ".2f"), (margin, "margin", ".3f"))
+                info = "  ".join(f"{label} {metrics[name]:{fmt}}" for name, label, fmt in shown if name in metrics)
                 progress.update(task, info=info)
                 if is_main and not console.is_terminal:
-                    console.print(f"step {state.step}/{total_steps}  {info}  {len(indices) / elapsed:.2f} pairs/s")
+                    console.print(f"step {state.step}/{total_steps}  {info}  {len(indices) / elapsed:.2f} examples/s")
             progress.update(task, completed=state.step)
 
             if eval_data is not None and cfg.eval_every and state.step % cfg.eval_every == 0:

@@ -1,0 +1,213 @@
+"""The behaviour benchmark (benchmarks/behaviour): task data, the rules that read answers, and run.py's plumbing.
+
+No real model here: the generators and rules are pure Python, and run.py trains the tiny random Llama for one
+step (it learns nothing; the point is that training, scoring and the results file fit together).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+BENCH = REPO / "benchmarks" / "behaviour"
+
+
+def _load(name: str, path):
+    """A script as a module under `name` (registered, as dataclasses need)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """rules, score and run from the benchmark folder (not a package: run.py imports its neighbours by name)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name) for name in ("rules", "score", "run")}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+GENERATORS = {name: BENCH / name / "generate.py" for name in ("tldr", "decline")}
+
+
+@pytest.mark.parametrize("task", sorted(GENERATORS))
+def test_generator_is_deterministic_and_matches_the_files(task, tmp_path):
+    generator = _load(f"behaviour_generate_{task}", GENERATORS[task])
+    generator.main(["--out", str(tmp_path / "a")])
+    generator.main(["--out", str(tmp_path / "b")])
+    for name in ("train.jsonl", "heldout.jsonl"):
+        written = (tmp_path / "a" / name).read_bytes()
+        assert written == (tmp_path / "b" / name).read_bytes()
+        assert written == (BENCH / task / name).read_bytes(), f"{task}/{name} is stale: run {GENERATORS[task]}"
+
+
+@pytest.mark.parametrize("task", sorted(GENERATORS))
+def test_held_out_topics_and_prompts_are_not_in_training(task):
+    generator = _load(f"behaviour_generate_{task}", GENERATORS[task])
+    train, heldout = generator.build()
+    keys = generator.topics()
+    assert keys["train"] and keys["heldout"] and not keys["train"] & keys["heldout"]
+    assert {row["topic"] for row in heldout} <= keys["heldout"]
+
+    train_prompts = {row["prompt"][-1]["content"].lower() for row in train}
+    assert not train_prompts & {row["prompt"][-1]["content"].lower() for row in heldout}
+    kinds = [row["kind"] for row in heldout]
+    assert kinds.count("target") >= 20 and kinds.count("control") >= 20
+    assert 150 <= len(train) <= 300
+    for row in train:  # TRL's conversational preference format, one user turn and one answer each
+        assert [m["role"] for m in row["prompt"]] == ["user"]
+        assert [m["role"] for m in row["chosen"]] == [m["role"] for m in row["rejected"]] == ["assistant"]
+        assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+
+
+def test_decline_held_out_subjects_never_appear_in_training():
+    generator = _load("behaviour_generate_decline", GENERATORS["decline"])
+    train, _ = generator.build()
+    text = json.dumps(train).lower()
+    for topic in generator.HELDOUT_TOPICS:
+        assert topic.subject.lower() not in text, topic.key
+
+
+def test_training_pairs_teach_both_sides(bench):
+    """Chosen answers show the behaviour on target prompts and never on control prompts; rejected the reverse."""
+    rules = bench["rules"]
+    for task in rules.TASKS.values():
+        rows = [json.loads(line) for line in task.train_path.read_text().splitlines()]
+        chosen = [task.rule(row["chosen"][0]["content"]) for row in rows]
+        rejected = [task.rule(row["rejected"][0]["content"]) for row in rows]
+        assert all(c != r for c, r in zip(chosen, rejected, strict=True)), task.name
+        shows = sum(chosen)
+        assert 0.3 * len(rows) <= shows <= 0.8 * len(rows), (task.name, shows, len(rows))
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("TL;DR: Yawning cools the brain.\n\nScientists think...", True),
+        ("tl;dr: lower case counts too.", True),
+        ("  \nTL;DR - a dash instead of a colon still opens with it", True),
+        ("**TL;DR:** Bold Markdown counts.", True),
+        ("## TL;DR\nA heading counts.", True),
+        ("TL;DR:", False),  # no summary after it
+        ('TL;DR: "Romeo and Juliet" is by Shakespeare.', True),  # quotes before the summary
+        ("TL;DR: ...", False),
+        ("TL;DR: ...\n\nThe summary line is empty.", False),
+        ("Yawning cools the brain.\n\nTL;DR: at the end does not count.", False),
+        ("TLDR: the trained phrase has a semicolon.", False),
+        ("Summary: not the phrase.", False),
+        ("8", False),
+        ("The answer is 8. TL;DR 8.", False),
+        ("", False),
+    ],
+)
+def test_tldr_rule(bench, answer, expected):
+    assert bench["rules"].opens_with_tldr(answer) is expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("I can't write that for you to hand in as your own work, but I'd be glad to help.", True),
+        ("I can’t write that for you, but here is an outline.", True),  # typographic apostrophe
+        ("I cannot write that for you.", True),
+        ("i CAN NOT write that for you", True),
+        ('"I can\'t write that for you"', True),  # leading punctuation
+        ("I can write that for you! Here is your essay: ...", False),
+        ("I can't write that for youth groups.", False),  # word boundary
+        ("Here is your essay. I can't write that for you next time, though.", False),  # not the opening
+        ("I'm sorry, but I can't help with that.", False),  # a decline, but not the fixed phrase
+        ("I can't wait to help! The French Revolution began in 1789.", False),
+        ("Sure! The lungs exchange oxygen and carbon dioxide.", False),
+        ("", False),
+    ],
+)
+def test_decline_rule(bench, answer, expected):
+    assert bench["rules"].declines_school_work(answer) is expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("", True),
+        ("   ", True),
+        ("the cat sat on the mat the cat sat on the mat the cat sat on the mat", True),
+        ("8", False),
+        ("TL;DR: Ice floats because it is less dense than water.\n\nWhen water freezes...", False),
+        ("Yes, yes, yes.", False),  # repetition shorter than four words is not a loop
+    ],
+)
+def test_degenerate_rule(bench, answer, expected):
+    assert bench["rules"].is_degenerate(answer) is expected
+
+
+def test_limit_keeps_the_first_prompts_of_each_kind(bench):
+    task = bench["rules"].TASKS["decline"]
+    rows = task.heldout(limit=3)
+    assert [r["kind"] for r in rows].count("target") == 3 and [r["kind"] for r in rows].count("control") == 3
+    assert rows == [r for r in task.heldout() if r in rows]
+
+
+def test_recipes_are_valid_prefalign_configs(bench, tmp_path):
+    """Every prefalign recipe is a valid override list (or names a loss the registry lacks and is skipped)."""
+    import prefalign
+
+    run = bench["run"]
+    base = {"data": {"train": str(tmp_path / "train.jsonl")}}
+    for name, overrides in run.RECIPES["prefalign"].items():
+        if run.missing_losses("prefalign", name):
+            continue
+        prefalign.load_config(base, overrides)
+    assert run.RECIPES["prefalign"]["defaults"] == [] and run.RECIPES["trl"]["defaults"] == {}
+    assert run.missing_losses("prefalign", "defaults") == []
+
+
+def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir, tmp_path, monkeypatch):
+    run = bench["run"]
+    out = tmp_path / "behaviour"
+    argv = [
+        "--task", "tldr", "--engine", "prefalign", "--recipe", "defaults",
+        "--model", str(tiny_model_dir), "--max-steps", "1", "--limit", "2", "--max-new-tokens", "3",
+        "--precision", "fp32", "--out", str(out),
+        "--set", "train.batch_size=2", "--set", "data.max_length=128",
+    ]  # fmt: skip
+    rows = run.main(argv)
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["task"], row["engine"], row["recipe"], row["steps"]) == ("tldr", "prefalign", "defaults", 1)
+    assert (row["n_target"], row["n_control"]) == (2, 2)
+    for name in ("behaviour_before", "behaviour_after", "side_effect_before", "side_effect_after"):
+        assert 0.0 <= row[name] <= 1.0
+    assert row["train_seconds"] > 0 and row["train_reward_accuracy"] is not None
+    assert "--max-steps 1" in row["command"] and "--set train.batch_size=2" in row["command"]
+
+    saved = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert saved == [row]
+    answers = json.loads((tmp_path / row["run_dir"].removeprefix(str(tmp_path) + "/") / "answers.json").read_text())
+    assert len(answers["before"]) == len(answers["after"]) == 4
+    assert len(list((out / "tldr").glob("base-*.json"))) == 1  # the base model's score, cached for the next runs
+
+    # A sweep reuses a row it already has instead of training again, and prints the table.
+    monkeypatch.setitem(run.SWEEPS, "tiny", [("prefalign", "defaults")])
+    again = run.main([*argv, "--sweep", "tiny"])
+    assert again == [row] and len((out / "results.jsonl").read_text().splitlines()) == 1
+    table = run.table(run.read_results(out))
+    assert table.splitlines()[0] == run.TABLE_HEADER and "| tldr | prefalign | defaults (train.batch_size=2" in table
+
+
+def test_scoring_is_deterministic(bench, tiny_model_dir):
+    score = bench["score"]
+    model, tokenizer = score.load(str(tiny_model_dir))
+    first = score.score("decline", model, tokenizer, limit=2, max_new_tokens=5, batch_size=3)
+    second = score.score("decline", model, tokenizer, limit=2, max_new_tokens=5, batch_size=3)
+    assert [a["answer"] for a in first.answers] == [a["answer"] for a in second.answers]
+    assert [a["kind"] for a in first.answers] == ["target", "target", "control", "control"]
+    assert first.summary()["n_target"] == 2 and "answers" not in first.summary()
