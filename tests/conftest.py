@@ -130,3 +130,19 @@ def tiny_config(model_dir: Path, data_path: Path, run_dir: Path, **sections) -> 
         else:
             config.setdefault(section, {}).update(values)
     return config
+
+
+def trl_one_step_args(out_dir: Path, **settings) -> dict:
+    """TRL trainer arguments for the agreement tests: one float32 CPU step on a batch of 4, logged, nothing saved."""
+    return {
+        "output_dir": str(out_dir),
+        "per_device_train_batch_size": 4,
+        "max_steps": 1,
+        "logging_steps": 1,
+        "report_to": [],
+        "save_strategy": "no",
+        "use_cpu": True,
+        "bf16": False,
+        "fp16": False,
+        **settings,
+    }

@@ -45,7 +45,17 @@ from prefalign.losses import LOSSES
 from prefalign.model.load import load_tokenizer
 from prefalign.objective import Objective
 from prefalign.training.metrics import MetricSums, read_metrics
-from tests.conftest import PEERS, assistant, make_tiny_model, system, tiny_config, toy_rows, user, write_jsonl
+from tests.conftest import (
+    PEERS,
+    assistant,
+    make_tiny_model,
+    system,
+    tiny_config,
+    toy_rows,
+    trl_one_step_args,
+    user,
+    write_jsonl,
+)
 
 
 def sigmoid(x: float) -> float:
@@ -537,22 +547,16 @@ def trl_trainer(model_dir: Path, ref_dir: Path, rows: list[dict], out_dir: Path,
     from trl import KTOConfig, KTOTrainer
 
     args = KTOConfig(
-        output_dir=str(out_dir),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        logging_steps=1,
-        learning_rate=LR,
-        beta=BETA,
-        loss_type=loss,
-        desirable_weight=W_D,
-        undesirable_weight=W_U,
-        max_length=MAX_LENGTH,
-        seed=SEED,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
+        **trl_one_step_args(
+            out_dir,
+            learning_rate=LR,
+            beta=BETA,
+            loss_type=loss,
+            desirable_weight=W_D,
+            undesirable_weight=W_U,
+            max_length=MAX_LENGTH,
+            seed=SEED,
+        )
     )
     assert args.train_sampling_strategy == "sequential"  # batches in dataset order: the KL pairs are fixed by it
     return KTOTrainer(

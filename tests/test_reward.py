@@ -46,7 +46,7 @@ from prefalign.losses import LOSSES, compute_loss
 from prefalign.objective import RewardObjective, make_objective
 from prefalign.rewards import RewardScorer, SequenceRewards, sequence_rewards
 from prefalign.training.metrics import read_metrics
-from tests.conftest import make_tiny_model, tiny_config, toy_rows, write_jsonl
+from tests.conftest import make_tiny_model, tiny_config, toy_rows, trl_one_step_args, write_jsonl
 
 # Three pairs, as training passes them: rewards shaped [B].
 R_CHOSEN = [1.0, -0.5, 2.0]
@@ -434,19 +434,9 @@ def test_first_step_matches_trl_reward_trainer(tmp_path, seeded_reward_dir, monk
     ours_ids = prepare_data(load_config(config).data, tokenizer, seed=0).train
 
     args = RewardConfig(
-        output_dir=str(tmp_path / "trl"),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        logging_steps=1,
-        learning_rate=1e-6,
-        max_length=64,
-        center_rewards_coefficient=center,
-        seed=0,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
+        **trl_one_step_args(
+            tmp_path / "trl", learning_rate=1e-6, max_length=64, center_rewards_coefficient=center, seed=0
+        )
     )
     trainer = RewardTrainer(
         model=str(seeded_reward_dir),

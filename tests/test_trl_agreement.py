@@ -64,7 +64,7 @@ import pytest
 import torch
 
 from prefalign.losses import LOSSES
-from tests.conftest import make_tiny_model, tiny_config, toy_rows, write_jsonl
+from tests.conftest import make_tiny_model, tiny_config, toy_rows, trl_one_step_args, write_jsonl
 
 COMPARED = (
     "loss",
@@ -154,20 +154,9 @@ def trl_trainer(model_dir: Path, ref_dir: Path, rows: list[dict], out_dir: Path,
     from trl import DPOConfig, DPOTrainer
 
     args = DPOConfig(
-        output_dir=str(out_dir),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        logging_steps=1,
-        learning_rate=LR,
-        beta=BETA,
-        **trl_method(method or {}),
-        max_length=MAX_LENGTH,
-        seed=SEED,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
+        **trl_one_step_args(
+            out_dir, learning_rate=LR, beta=BETA, max_length=MAX_LENGTH, seed=SEED, **trl_method(method or {})
+        )
     )
     return DPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),

@@ -54,7 +54,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import tiny_config, toy_rows, write_jsonl
+from tests.conftest import tiny_config, toy_rows, trl_one_step_args, write_jsonl
 from tests.test_trl_agreement import prefalign_token_ids, run_prefalign
 
 REL, ABS = 1e-4, 1e-5
@@ -105,21 +105,7 @@ def trl_trainer(model_dir: Path, rows: list[dict], out_dir: Path, trainer: str, 
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     config_class, trainer_class = {"cpo": (CPOConfig, CPOTrainer), "orpo": (ORPOConfig, ORPOTrainer)}[trainer]
-    args = config_class(
-        output_dir=str(out_dir),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        logging_steps=1,
-        learning_rate=LR,
-        max_length=MAX_LENGTH,
-        seed=SEED,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        **loss_args,
-    )
+    args = config_class(**trl_one_step_args(out_dir, learning_rate=LR, max_length=MAX_LENGTH, seed=SEED, **loss_args))
     return trainer_class(
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
         args=args,

@@ -18,6 +18,24 @@ def _number(metrics: dict[str, float] | None, name: str) -> str:
     return "" if metrics is None or name not in metrics else f"{metrics[name]:.4f}"
 
 
+def _settings_and_metrics(hp: dict, before: dict | None, final: dict) -> list[str]:
+    """The card's hyper-parameter table and its held-out before/after table, as markdown lines."""
+    return [
+        "## Hyper-parameters",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        *[f"| {k} | {v} |" for k, v in hp.items()],
+        "",
+        "## Held-out metrics",
+        "",
+        "| metric | before | after |",
+        "| --- | --- | --- |",
+        *[f"| {name} | {_number(before, name)} | {_number(final, name)} |" for name in final],
+        "",
+    ]
+
+
 def model_card(config: RunConfig, final: dict[str, float], before: dict[str, float] | None, steps: int) -> str:
     if config.method.kind == "reward":
         return reward_model_card(config, final, before, steps)
@@ -57,18 +75,7 @@ def model_card(config: RunConfig, final: dict[str, float], before: dict[str, flo
         "",
         f"`{front['base_model']}` aligned with **{loss}** preference optimisation by prefalign.",
         "",
-        "## Hyper-parameters",
-        "",
-        "| setting | value |",
-        "| --- | --- |",
-        *[f"| {k} | {v} |" for k, v in hp.items()],
-        "",
-        "## Held-out metrics",
-        "",
-        "| metric | before | after |",
-        "| --- | --- | --- |",
-        *[f"| {name} | {_number(before, name)} | {_number(final, name)} |" for name in final],
-        "",
+        *_settings_and_metrics(hp, before, final),
         "## Use",
         "",
         "```python",
@@ -120,18 +127,7 @@ def reward_model_card(config: RunConfig, final: dict[str, float], before: dict[s
         "It is `AutoModelForSequenceClassification` with one label: the logit is the reward of the whole "
         "conversation, read at its last token (the end-of-turn token closing the answer). It does not generate text.",
         "",
-        "## Hyper-parameters",
-        "",
-        "| setting | value |",
-        "| --- | --- |",
-        *[f"| {k} | {v} |" for k, v in hp.items()],
-        "",
-        "## Held-out metrics",
-        "",
-        "| metric | before | after |",
-        "| --- | --- | --- |",
-        *[f"| {name} | {_number(before, name)} | {_number(final, name)} |" for name in final],
-        "",
+        *_settings_and_metrics(hp, before, final),
         "## Use",
         "",
         "```python",
