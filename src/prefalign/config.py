@@ -133,7 +133,7 @@ class MethodConfig(_Section):
         0.0,
         ge=0,
         lt=0.5,
-        description="Probability that a preference label is flipped (cDPO, robust, exo_pair, aot).",
+        description="Probability that a preference label is flipped (cDPO; robust, exo_pair, aot, simpo, cpo).",
     )
     rpo_alpha: float | None = Field(
         None, gt=0, description="RPO: add the sft term (NLL on chosen) with this weight; same as loss: [..., sft]."
