@@ -84,10 +84,11 @@ PICK = (0, 2, 7, 3)
 QUESTION_PREFIX = ("", "Answer in one word, please. ", "", "Quick: ")
 
 
-def pair_rows(conversational: bool) -> list[dict]:
+def pair_rows(conversational: bool, pick: tuple[int, ...] = PICK) -> list[dict]:
+    """Four toy pairs (rows `pick`), two of them with a longer question."""
     rows = toy_rows(conversational=conversational)
     picked = []
-    for index, prefix in zip(PICK, QUESTION_PREFIX, strict=True):
+    for index, prefix in zip(pick, QUESTION_PREFIX, strict=True):
         row = json.loads(json.dumps(rows[index]))  # a deep copy
         if conversational:
             row["prompt"][0]["content"] = prefix + row["prompt"][0]["content"]

@@ -47,14 +47,14 @@ per-pair mean against TRL's one mean over the batch's tokens), or none at all.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import tiny_config, toy_rows, trl_one_step_args, write_jsonl
+from tests.conftest import tiny_config, trl_one_step_args, write_jsonl
+from tests.test_trl_agreement import pair_rows as agreement_pair_rows
 from tests.test_trl_agreement import prefalign_token_ids, run_prefalign
 
 REL, ABS = 1e-4, 1e-5
@@ -63,20 +63,10 @@ REWARDS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/acc
 
 # apple, paris, nile, mars: each chosen answer is 6 tokens, the rejected ones 6 or 7; two prompts are longer.
 PICK = (1, 3, 9, 5)
-QUESTION_PREFIX = ("", "Answer in one word, please. ", "", "Quick: ")
 
 
 def pair_rows(conversational: bool = True) -> list[dict]:
-    rows = toy_rows(conversational=conversational)
-    picked = []
-    for index, prefix in zip(PICK, QUESTION_PREFIX, strict=True):
-        row = json.loads(json.dumps(rows[index]))  # a deep copy
-        if conversational:
-            row["prompt"][0]["content"] = prefix + row["prompt"][0]["content"]
-        else:
-            row["prompt"] = row["prompt"].replace("Q: ", "Q: " + prefix, 1)
-        picked.append(row)
-    return picked
+    return agreement_pair_rows(conversational, PICK)
 
 
 @pytest.fixture(autouse=True)
