@@ -260,6 +260,14 @@ def _mean_last(metrics: list[dict], name: str, n: int = 5) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def likelihood_warnings(metrics: list[dict]) -> list[str]:
+    """What prefalign's training watch says about a run's logged steps (either engine: TRL logs the same names)."""
+    from prefalign.training.watch import LikelihoodWatch
+
+    watch = LikelihoodWatch()
+    return [f"{finding.kind}@{finding.step}" for record in metrics for finding in watch.update(record)]
+
+
 def baseline(args: argparse.Namespace, task) -> Score:
     """The base model's score, computed once per (task, scoring settings) and cached in the out dir."""
     settings = scoring_settings(args)
@@ -326,6 +334,7 @@ def run_one(args: argparse.Namespace, task_name: str, engine: str, recipe: str) 
         "score_seconds_per_prompt": round(after.seconds / max(after.n_target + after.n_control, 1), 2),
         "train_reward_accuracy": _mean_last(metrics, "rewards/accuracies"),
         "train_reward_margin": _mean_last(metrics, "rewards/margins"),
+        "warnings": likelihood_warnings(metrics),
         "command": command_line(args, task_name, engine, recipe),
         "run_dir": str(run_dir),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -353,7 +362,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 TABLE_HEADER = (
     "| task | engine | recipe | precision | steps | behaviour before → after | side effect before → after "
-    "| degenerate after | train reward acc. | train margin | train time |"
+    "| degenerate after | train reward acc. | train margin | watch warnings | train time |"
 )
 
 
@@ -366,7 +375,8 @@ def table_row(row: dict) -> str:
         f"| {_pct(row['behaviour_before'])} → {_pct(row['behaviour_after'])} "
         f"| {_pct(row['side_effect_before'])} → {_pct(row['side_effect_after'])} "
         f"| {_pct(row['degenerate_after'])} | {_num(row['train_reward_accuracy'])} "
-        f"| {_num(row['train_reward_margin'], 1)} | {minutes}m{seconds:02d}s |"
+        f"| {_num(row['train_reward_margin'], 1)} | {', '.join(row.get('warnings', [])) or 'none'} "
+        f"| {minutes}m{seconds:02d}s |"
     )
 
 

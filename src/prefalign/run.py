@@ -47,6 +47,7 @@ class RunResult:
     last_train: dict[str, float]
     generations: list[dict] = field(default_factory=list)  # {"prompt", "before", "after"}
     saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged -> path
+    warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -205,6 +206,7 @@ def train(
         last_train=result.last_train,
         generations=generations,
         saved=saved,
+        warnings=[str(finding) for finding in result.warnings],
     )
     if is_main:
         (run_dir / "result.json").write_text(json.dumps(asdict(run), indent=1, default=str, ensure_ascii=False))
@@ -271,6 +273,8 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
         if margin in last:  # a step of unpaired rows with one label only has no margin
             line += f", reward margin {last[margin]:.3f}"
         console.print(line)
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     for i, g in enumerate(run.generations, 1):
         console.print(f"\n[bold]Held-out prompt {i}:[/bold] {g['prompt']}")
         console.print(f"[dim]before:[/dim] {g['before']}")

@@ -35,6 +35,7 @@ from prefalign.training.checkpoint import (
     save_checkpoint,
 )
 from prefalign.training.metrics import MetricsLog, MetricSums
+from prefalign.training.watch import Finding, LikelihoodWatch
 
 
 @dataclass
@@ -44,6 +45,7 @@ class LoopResult:
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
     history: list[dict] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
 
 
 def plan(num_examples: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
@@ -146,6 +148,9 @@ def fit(
         disable=not is_main,
     )
     task = progress.add_task("train", total=total_steps, completed=state.step, info="")
+    accuracy, margin = objective.headline
+    # Rewards relative to a reference show whether the chosen answers gain or only the rejected ones lose.
+    watch = LikelihoodWatch(accuracy) if objective.needs_reference and margin == "rewards/margins" else None
     scorer.train()
     with progress:
         while state.step < total_steps:
@@ -196,13 +201,16 @@ def fit(
                 log.write(record)
                 result.history.append(record)
                 result.last_train = metrics
-                accuracy, margin = objective.headline
                 # A step of unpaired rows with only one label has no margin: show what there is.
                 shown = (("loss", "loss", ".4f"), (accuracy, "acc", ".2f"), (margin, "margin", ".3f"))
                 info = "  ".join(f"{label} {metrics[name]:{fmt}}" for name, label, fmt in shown if name in metrics)
                 progress.update(task, info=info)
                 if is_main and not console.is_terminal:
                     console.print(f"step {state.step}/{total_steps}  {info}  {len(indices) / elapsed:.2f} examples/s")
+                for finding in watch.update(record) if watch else []:
+                    result.warnings.append(finding)
+                    if is_main:
+                        progress.console.print(f"[yellow]warning:[/yellow] {finding}")
             progress.update(task, completed=state.step)
 
             if eval_data is not None and cfg.eval_every and state.step % cfg.eval_every == 0:

@@ -1,0 +1,86 @@
+"""Warnings for a run that wins the training loss without making the chosen answers more likely.
+
+DPO-style losses only ask that the chosen answer gain on the rejected one relative to the reference. They
+are met as well by pushing both down, the rejected faster, and then the pairs are learned (reward accuracy
+1.0, a growing margin) while the model answers new prompts as before (see benchmarks/behaviour). The
+rewards a reference-based loss logs show it directly: `rewards/chosen` is β·log π(chosen)/π_ref(chosen),
+the chosen answers' log-prob against where training started, averaged over the step's own examples (so,
+unlike the raw `logps/chosen`, it does not jump with the lengths of the answers drawn).
+
+The watch compares the mean of the last `window` logged steps with the mean of the `window` before them:
+
+- **chosen falling**: reward accuracy ≥ 0.9, the chosen reward below zero, lower than in the window
+  before, and fallen by at least a tenth of the margin (so noise around zero does not count);
+- **margin from the rejected side only**: the margin has grown to at least `min_margin` and above the
+  window before, while the chosen reward is at or below zero: all of the margin came from pushing the
+  rejected answers down.
+
+Each warning is given once per run. Losses without a reference (SimPO, CPO, ORPO) log no such relative
+reward, so the watch is off for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REMEDY = "Add an NLL term on the chosen answers (method.rpo_alpha), lower train.lr, or raise method.beta."
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # chosen_falling | rejected_only
+    step: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"step {self.step}: {self.message} {REMEDY}"
+
+
+class LikelihoodWatch:
+    def __init__(self, accuracy: str = "rewards/accuracies", window: int = 5, min_margin: float = 0.5):
+        self.accuracy = accuracy
+        self.window = window
+        self.min_margin = min_margin
+        self.records: list[dict[str, float]] = []
+        self.given: set[str] = set()
+
+    def update(self, record: dict[str, float]) -> list[Finding]:
+        """Take one logged train step's metrics; return the warnings that this step gives for the first time."""
+        names = (self.accuracy, "rewards/chosen", "rewards/margins")
+        if not all(name in record for name in names):  # a step of unpaired rows with one label only
+            return []
+        self.records.append({name: record[name] for name in names} | {"step": record["step"]})
+        w = self.window
+        if len(self.records) < 2 * w:
+            return []
+        now, before = self._mean(self.records[-w:]), self._mean(self.records[-2 * w : -w])
+        chosen, margin, accuracy = now["rewards/chosen"], now["rewards/margins"], now[self.accuracy]
+        first, last = self.records[-w]["step"], self.records[-1]["step"]
+        found = []
+        if accuracy >= 0.9 and chosen < 0 and chosen < before["rewards/chosen"] and chosen <= -0.1 * abs(margin):
+            found.append(
+                Finding(
+                    "chosen_falling",
+                    int(last),
+                    f"reward accuracy is {accuracy:.2f} but the chosen answers are getting less likely: "
+                    f"rewards/chosen fell from {before['rewards/chosen']:.2f} to {chosen:.2f} "
+                    f"(mean of steps {int(first)}–{int(last)}).",
+                )
+            )
+        if margin >= self.min_margin and margin > before["rewards/margins"] and chosen <= 0:
+            found.append(
+                Finding(
+                    "rejected_only",
+                    int(last),
+                    f"the reward margin grew to {margin:.2f} only by pushing the rejected answers down "
+                    f"(rewards/chosen {chosen:.2f}, steps {int(first)}–{int(last)}): the model learns what "
+                    "not to say, not what to say.",
+                )
+            )
+        new = [warning for warning in found if warning.kind not in self.given]
+        self.given.update(warning.kind for warning in new)
+        return new
+
+    @staticmethod
+    def _mean(records: list[dict[str, float]]) -> dict[str, float]:
+        return {name: sum(r[name] for r in records) / len(records) for name in records[0]}
