@@ -22,6 +22,11 @@ def without_origin(rows):
     return [{k: v for k, v in row.items() if k != "origin"} for row in rows]
 
 
+def loaded(canonical):
+    """Reader rows as loading gives them: every row has `tools` ("" when it offers none)."""
+    return [{**row, "tools": ""} for row in canonical]
+
+
 STANDARD = [
     {"prompt": "Q: Name a colour.\nA:", "chosen": " It is RED.", "rejected": " it is red I think"},
     {"prompt": "Q: Name a fruit.\nA:", "chosen": " It is APPLE.", "rejected": " it is apple I think"},
@@ -138,10 +143,10 @@ def test_detect_format(raw, expected):
 
 def test_auto_detection_through_canonical_rows(tmp_path):
     rows, report = read(write_jsonl(tmp_path / "standard.jsonl", STANDARD))
-    assert without_origin(rows) == STANDARD_CANONICAL
+    assert without_origin(rows) == loaded(STANDARD_CANONICAL)
     assert report.formats == {"trl_standard": 3} and report.rows_read == 3
     rows, report = read(write_jsonl(tmp_path / "conversational.jsonl", CONVERSATIONAL))
-    assert without_origin(rows) == CONVERSATIONAL_CANONICAL
+    assert without_origin(rows) == loaded(CONVERSATIONAL_CANONICAL)
     assert report.formats == {"trl_conversational": 2}
     # the data-wide default format applies to sources that say `auto`
     rows, report = read(tmp_path / "standard.jsonl", default_format="trl_standard")
@@ -186,7 +191,7 @@ def test_file_types_give_the_same_standard_rows(tmp_path, kind):
     else:
         pd.DataFrame(raw).to_parquet(path, index=False)
     rows, report = read(path)
-    assert without_origin(rows) == STANDARD_CANONICAL
+    assert without_origin(rows) == loaded(STANDARD_CANONICAL)
     assert [row["origin"] for row in rows] == [f"{path}: row {i}" for i in (1, 2, 3)]
     assert report.formats == {"trl_standard": 3} and report.bad_rows == []
 
@@ -202,7 +207,7 @@ def test_file_types_give_the_same_conversational_rows(tmp_path, kind):
     else:
         pd.DataFrame(raw).to_parquet(path, index=False)
     rows, report = read(path)
-    assert without_origin(rows) == CONVERSATIONAL_CANONICAL
+    assert without_origin(rows) == loaded(CONVERSATIONAL_CANONICAL)
     assert report.formats == {"trl_conversational": 2}
 
 
@@ -212,7 +217,7 @@ def test_sources_of_different_formats_are_concatenated(tmp_path):
     pd.DataFrame(CONVERSATIONAL).to_parquet(b, index=False)
     rows, report = canonical_rows([DataSource(path=str(a)), DataSource(path=str(b))], "auto", skip_bad_rows=False)
     rows = rows.to_list()
-    assert without_origin(rows) == STANDARD_CANONICAL + CONVERSATIONAL_CANONICAL
+    assert without_origin(rows) == loaded(STANDARD_CANONICAL + CONVERSATIONAL_CANONICAL)
     assert rows[3]["origin"] == f"{b}: row 1"
     assert report.formats == {"trl_standard": 3, "trl_conversational": 2} and report.rows_read == 5
 
@@ -275,7 +280,7 @@ def test_bad_rows_in_csv_and_several_at_once(tmp_path):
     assert "2 unusable row(s)" in message
     assert f"{path}: row 4: field chosen" in message and f"{path}: row 5: field rejected" in message
     kept, report = read(path, skip_bad_rows=True)
-    assert without_origin(kept) == STANDARD_CANONICAL
+    assert without_origin(kept) == loaded(STANDARD_CANONICAL)
     assert [entry.split(": field")[0] for entry in report.bad_rows] == [f"{path}: row 4", f"{path}: row 5"]
 
 

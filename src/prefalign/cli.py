@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -84,6 +84,165 @@ def methods(
         )
     console.print(table)
     console.print("Describe one: prefalign methods NAME", highlight=False)
+
+
+data_app = typer.Typer(
+    help="See the data as training will: `preview` renders the first rows, `validate` checks every row. "
+    "Both load the tokenizer only, never the model's weights.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+ConfigPath = Annotated[Path, typer.Argument(help="The run's YAML config (its data and model sections are read).")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="dotted.key=value overrides, as for train: data.max_length=512 data.template=chatml"),
+]
+
+
+def _fail(exc: Exception) -> NoReturn:
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
+def _data_setup(config: Path, overrides: list[str] | None) -> tuple[Any, Any, Console]:
+    """The run's config, its tokenizer (no weights) and a console for data text; a config error exits 2."""
+    from prefalign.config import load_config
+    from prefalign.model.load import load_tokenizer
+
+    try:
+        run_config = load_config(config, overrides or [])
+        tokenizer = load_tokenizer(run_config.model, convert_weights=False)
+    except (ConfigError, OSError, ValueError) as exc:
+        _fail(exc)
+    # Data is printed as it is: no markup, emoji codes or highlighting; piped output is never wrapped.
+    console = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
+    return run_config, tokenizer, console
+
+
+def _limits(config: Any) -> str:
+    d = config.data
+    template = {None: "the tokenizer's chat template (plain strings joined)", "tokenizer": "the tokenizer's"}.get(
+        d.template, d.template
+    )
+    return (
+        f"template: {template}; max_length {d.max_length}, max_prompt_length {d.max_prompt_length or 'none'}, "
+        f"max_completion_length {d.max_completion_length or 'none'}"
+    )
+
+
+def _source_lines(config: Any, report: Any) -> list[str]:
+    d, lines = config.data, []
+    for key, sources in (("data.train", d.train), ("data.eval", d.eval or [])):
+        for source in sources:
+            read_as = report.sources.get(source.path)
+            how = " (detected)" if read_as and source.format == "auto" and d.format == "auto" else ""
+            lines.append(f"  {key}  {source.path}: {read_as + how if read_as else 'not read'}")
+    return lines
+
+
+@data_app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def preview(
+    config: ConfigPath,
+    overrides: Overrides = None,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many training rows to show.")] = 3,
+) -> None:
+    """Show the first N training rows as training gets them: the rendered prompt and answers with the start of
+    the scored tokens marked, token counts, the format of each source, and what truncation cuts."""
+    import datasets
+
+    from prefalign.data import DataError
+    from prefalign.data.check import BOUNDARY, preview_rows, render_settings, truncation_lines
+
+    run_config, tokenizer, out = _data_setup(config, overrides)
+    datasets.disable_progress_bars()
+    try:
+        shown = preview_rows(run_config, tokenizer, n)
+    except (ConfigError, DataError) as exc:
+        _fail(exc)
+    settings = render_settings(run_config.data)
+    out.print(f"{config}: model {run_config.model.path} (tokenizer only); {_limits(run_config)}")
+    out.print("Sources (format):", *_source_lines(run_config, shown.report), sep="\n")
+    out.print(f"Special tokens are shown as they are; {BOUNDARY} marks where the scored tokens begin.")
+
+    def text(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def count(ids: list[int], before: list[int]) -> str:
+        return f"{len(ids)} tokens" + (f" ({len(before)} before truncation)" if len(ids) != len(before) else "")
+
+    for number, row in enumerate(shown.rows, 1):
+        out.rule(f"{number} of {len(shown.rows)} · {row.origin}", characters="─")
+        if row.error:
+            out.print(f"cannot be rendered: {row.error}")
+            continue
+        # What training gets; a dropped row is shown whole.
+        kept = row.rendered if not row.rendered["drop"] else {"prompt_ids": row.prompt_ids}
+        out.print(f"prompt · {count(kept['prompt_ids'], row.prompt_ids)}")
+        out.print(text(kept["prompt_ids"]) + BOUNDARY)
+        for name, ids in row.completion_ids.items():
+            ids_kept = kept.get(f"{name}_ids", ids)
+            label = f" · label: {'desirable' if row.label else 'undesirable'}" if row.label is not None else ""
+            out.print(f"{name} · {count(ids_kept, ids)}{label}")
+            out.print(BOUNDARY + text(ids_kept))
+        out.print(*(f"truncation: {line}" for line in truncation_lines(row, tokenizer, settings)), sep="\n")
+    if not shown.rows:
+        out.print("No rows to show.")
+    if shown.report.bad_rows:
+        out.print("Bad rows among those read (training stops on them unless data.skip_bad_rows: true):")
+        out.print(*(f"  {message}" for message in shown.report.bad_rows), sep="\n")
+
+
+@data_app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def validate(config: ConfigPath, overrides: Overrides = None) -> None:
+    """Read and render every row of data.train and data.eval and summarise: rows read per format, rows dropped
+    and why, truncation, length percentiles. Exits 1 when a row or source is unusable or no training row is
+    left, 0 when the data is ready to train on."""
+    from prefalign.data import DataError
+    from prefalign.data.check import validate_data
+
+    run_config, tokenizer, out = _data_setup(config, overrides)
+    try:
+        v = validate_data(run_config, tokenizer)
+    except (ConfigError, DataError) as exc:  # settings that no row can be read with (no chat template)
+        _fail(exc)
+    r = v.report
+    out.print(f"{config}: model {run_config.model.path} (tokenizer only); {_limits(run_config)}")
+    out.print("Sources (format):", *_source_lines(run_config, r), sep="\n")
+    formats = ", ".join(f"{name} {count}" for name, count in r.formats.items())
+    out.print(f"Rows read: {r.rows_read}" + (f" ({formats})" if formats else ""))
+    kinds = {"paired": "pairs", "unpaired": "unpaired rows"}
+    usable = ", ".join(f"{count} {kinds[v.kinds[key]]} in {key}" for key, count in v.usable.items())
+    out.print(f"Usable: {usable or 'none'}")
+    problems = [(f"bad row: {kind}", count) for kind, count in r.bad_row_kinds.items()]
+    problems += [(f"dropped: {reason}", count) for reason, count in r.dropped.items()]
+    out.print("Unusable or dropped rows:" + ("" if problems else " none"))
+    width = max((len(name) for name, _ in problems), default=0)
+    for name, count in problems:
+        out.print(f"  {name:<{width}}  {count:>7}")
+    out.print(f"Truncated (kept, cut to the limits): {r.truncated}")
+    if v.lengths:
+        out.print("Lengths in tokens before truncation (rows that render):")
+        out.print(f"  {'':<10}" + "".join(f"{column:>8}" for column in next(iter(v.lengths.values()))))
+        for name, values in v.lengths.items():
+            out.print(f"  {name:<10}" + "".join(f"{value:>8}" for value in values.values()))
+    if r.bad_rows:
+        if run_config.data.skip_bad_rows:
+            out.print("Bad rows (training skips them: data.skip_bad_rows is true):")
+        else:
+            out.print("Bad rows (training stops on these unless data.skip_bad_rows: true):")
+        out.print(*(f"  {message}" for message in r.bad_rows[:_SHOWN]), sep="\n")
+        if len(r.bad_rows) > _SHOWN:
+            out.print(f"  … and {len(r.bad_rows) - _SHOWN} more")
+    if r.errors:
+        out.print("Errors:", *(f"  {message}" for message in r.errors), sep="\n")
+    if v.problems:
+        out.print(f"Result: {v.problems} problem(s); exit status 1")
+        raise typer.Exit(1)
+    out.print("Result: ready to train")
+
+
+_SHOWN = 50  # bad rows listed by `data validate`; all are counted
 
 
 def main() -> None:

@@ -66,6 +66,41 @@ class DataSource(_Section):
     format: str = Field("auto", description="Row format; 'auto' detects it from the columns.")
     split: str = Field("train", description="Split to read from a hub dataset or directory.")
     name: str | None = Field(None, description="Hub dataset configuration name.")
+    fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of this source's rows to keep: a random subset seeded by train.seed."
+    )
+    max_rows: int | None = Field(None, gt=0, description="Keep at most this many rows (the first, after fraction).")
+    # Mapping options: where a format's reader finds its columns and roles (formats.Format.options says
+    # which reader reads which); an option the source's format does not read is an error.
+    columns: dict[str, str] | None = Field(
+        None,
+        description="alpaca, sharegpt, sharegpt_kto: LLaMA-Factory's dataset_info.json `columns` (its name -> "
+        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}.",
+    )
+    tags: dict[str, str] | None = Field(
+        None,
+        description="sharegpt, sharegpt_kto: LLaMA-Factory's `tags` (role_tag, content_tag, user_tag, "
+        "assistant_tag, observation_tag, function_tag, system_tag), e.g. {role_tag: role, content_tag: content}.",
+    )
+    field_messages: str | None = Field(
+        None, description="axolotl_chat_template: the column holding the conversation (default messages)."
+    )
+    field_chosen: str | None = Field(
+        None, description="axolotl_chat_template: the column holding the chosen answer (default chosen)."
+    )
+    field_rejected: str | None = Field(
+        None, description="axolotl_chat_template: the column holding the rejected answer (default rejected)."
+    )
+    message_property_mappings: dict[str, str] | None = Field(
+        None,
+        description="axolotl_chat_template: the keys of a message's role and content, e.g. {role: from, "
+        "content: value}.",
+    )
+    roles: dict[str, list[str]] | None = Field(
+        None,
+        description="axolotl_chat_template: each chat role and the names it has in the file, e.g. "
+        "{user: [human, user], assistant: [gpt, assistant]}; added to the defaults (each role's own name).",
+    )
 
 
 Sources = list[DataSource]
@@ -81,7 +116,8 @@ class DataConfig(_Section):
     template: str | None = Field(
         None,
         description="Chat template: null uses the tokenizer's for message lists and none for plain strings; "
-        "'tokenizer' forces the tokenizer's template on plain strings too; 'none' joins text as it is.",
+        "'tokenizer' forces the tokenizer's template on plain strings too; 'none' joins text as it is; "
+        "or a built-in one, for every row: chatml, llama3, mistral, gemma, qwen (Qwen2.5), zephyr.",
     )
     max_length: int = Field(1024, gt=0, description="Longest prompt + completion, in tokens.")
     max_prompt_length: int | None = Field(512, gt=0, description="Longest prompt; longer ones keep their end.")
@@ -103,6 +139,20 @@ class DataConfig(_Section):
             return None
         items = value if isinstance(value, list) else [value]
         return [{"path": item} if isinstance(item, str) else item for item in items]
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Imported here: the data package imports this module.
+        from prefalign.data.templates import TEMPLATE_NAMES
+
+        if value not in TEMPLATE_NAMES:
+            raise ValueError(
+                f"unknown template {value!r}{_suggest(value, TEMPLATE_NAMES)}; known: {', '.join(TEMPLATE_NAMES)}"
+            )
+        return value
 
 
 # Method fields that are not loss hyper-parameters: always allowed.

@@ -16,6 +16,7 @@ from torch import nn
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
 from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import evaluate_pairs, generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
@@ -86,7 +87,10 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
     for row in rows.select(range(min(len(rows), 4 * config.eval.generations))):
         key = json.dumps(row["prompt"])
         if key not in picked and len(picked) < config.eval.generations:
-            picked[key] = (row["prompt"][-1]["content"], renderer.prompt_ids(row["prompt"], row["plain"]))
+            picked[key] = (
+                row["prompt"][-1]["content"],
+                renderer.prompt_ids(row["prompt"], row["plain"], row.get("tools")),
+            )
     return list(picked.values())
 
 
@@ -130,6 +134,8 @@ def train(
     objective = make_objective(config.method)
     tokenizer = load_tokenizer(config.model)
     data = prepare_data(config.data, tokenizer, config.train.seed, method=config.method)
+    if config.data.template in TEMPLATES:  # the saved tokenizer answers in the format the model was trained on
+        tokenizer.chat_template = chat_template_for(config.data.template, tokenizer)
     if is_main:
         _print_data(console, data)
 

@@ -50,7 +50,7 @@ def prepare_data(config: DataConfig, tokenizer: Any, seed: int, method: MethodCo
     With `method`, rows of a kind its loss cannot train on (pairs for kto, unpaired rows for sigmoid) are a
     config error, raised as soon as the rows are read.
     """
-    read = dict(skip_bad_rows=config.skip_bad_rows, num_proc=config.num_proc, split_pairs=config.split_pairs)
+    read = dict(skip_bad_rows=config.skip_bad_rows, num_proc=config.num_proc, split_pairs=config.split_pairs, seed=seed)
     train_rows, report = canonical_rows(config.train, config.format, **read)
     eval_rows = None
     if config.eval:

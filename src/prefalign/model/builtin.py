@@ -44,11 +44,16 @@ def hub_id(name: str) -> str | None:
     return BUILTIN[name][2] if name in BUILTIN else None
 
 
-def converted_gguf(gguf: Path) -> Path:
-    """A safetensors + tokenizer directory made from `gguf`, converted on first use and cached."""
+def converted_dir(gguf: Path) -> Path:
+    """Where `converted_gguf` caches the conversion of `gguf` (it holds config.json once converted)."""
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+
+
+def converted_gguf(gguf: Path) -> Path:
+    """A safetensors + tokenizer directory made from `gguf`, converted on first use and cached."""
+    target = converted_dir(gguf)
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer

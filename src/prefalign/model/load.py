@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from prefalign.config import ModelConfig
-from prefalign.model.builtin import builtin_gguf, converted_gguf, hub_id
+from prefalign.model.builtin import builtin_gguf, converted_dir, converted_gguf, hub_id
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,31 @@ def _dtype(name: str) -> Any:
     return "auto" if name == "auto" else getattr(torch, name)
 
 
-def load_tokenizer(config: ModelConfig) -> Any:
+def _tokenizer_source(path: str) -> tuple[str, dict[str, str]]:
+    """Where to read the tokenizer of a model path without converting its weights: (from_pretrained path, kwargs).
+
+    A GGUF (or builtin) not converted yet is read for its tokenizer alone (slower than a converted directory,
+    but it loads and writes no weights); everything else is what `resolve_path` gives.
+    """
+    if path.startswith("builtin:"):
+        gguf = builtin_gguf(path.removeprefix("builtin:"))
+    elif path.endswith(".gguf") and Path(path).is_file():
+        gguf = Path(path)
+    else:
+        return resolve_path(path), {}
+    converted = converted_dir(gguf)
+    if (converted / "config.json").is_file():
+        return str(converted), {}
+    return str(gguf.parent), {"gguf_file": gguf.name}
+
+
+def load_tokenizer(config: ModelConfig, *, convert_weights: bool = True) -> Any:
+    """The model's tokenizer; `convert_weights=False` (the `data` commands) never converts a GGUF's weights."""
     from transformers import AutoTokenizer
 
+    path, kwargs = (resolve_path(config.path), {}) if convert_weights else _tokenizer_source(config.path)
     tokenizer = AutoTokenizer.from_pretrained(
-        resolve_path(config.path), revision=config.revision, trust_remote_code=config.trust_remote_code
+        path, revision=config.revision, trust_remote_code=config.trust_remote_code, **kwargs
     )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding is masked; any id does
