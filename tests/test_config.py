@@ -14,11 +14,33 @@ def test_defaults_fill_every_section():
     assert config.model.lora is not None and config.model.lora.r == 16
     assert config.data.train[0].path == "pairs.jsonl" and config.data.train[0].format == "auto"
     assert config.method.loss == "sigmoid" and config.method.beta == 0.1
+    assert config.method.rpo_alpha == 1.0  # the recommended recipe: DPO + NLL on chosen
+    assert config.train.lr == 5e-4 and config.train.epochs == 2
     assert config.resolved_reference_mode() == "adapter"
     # every default is written out, so the run directory's config.yaml reproduces the run
     dumped = yaml.safe_load(config.to_yaml())
     assert dumped["train"]["lr"] == config.train.lr and dumped["output"]["save"] == ["adapter", "merged"]
     assert load_config(dumped) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "loss", "rpo_alpha", "lr"),
+    [
+        ([], "sigmoid", 1.0, 5e-4),
+        (["model.lora=null"], "sigmoid", 1.0, 1e-5),  # full fine-tuning takes a far smaller step
+        (["method.loss=sigmoid"], "sigmoid", None, 5e-4),  # a loss named is trained as named
+        (["method.rpo_alpha=null"], "sigmoid", None, 5e-4),  # plain DPO
+        (["method.rpo_alpha=0.5"], "sigmoid", 0.5, 5e-4),
+        (["method.loss=ipo"], "ipo", None, 5e-4),
+        (["method.loss=kto"], "kto", None, 5e-4),
+        (["method.kind=reward"], "bradley_terry", None, 5e-4),
+        (["train.lr=1e-4", "model.lora=null"], "sigmoid", 1.0, 1e-4),
+    ],
+)
+def test_recommended_recipe_fills_what_is_not_given(overrides, loss, rpo_alpha, lr):
+    config = load_config(MINIMAL, overrides)
+    assert (config.method.loss, config.method.rpo_alpha, config.train.lr) == (loss, rpo_alpha, lr)
+    assert load_config(yaml.safe_load(config.to_yaml())) == config  # the written config.yaml reproduces it
 
 
 def test_overrides_are_read_as_yaml():

@@ -78,6 +78,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "dpo_epochs2": [*DPO, "train.epochs=2"],
         "dpo_epochs3": [*DPO, "train.epochs=3"],
         "rpo_alpha1_epochs2": [*loss("sigmoid", rpo_alpha=1.0), "train.epochs=2"],
+        "rpo_alpha1_epochs3": [*loss("sigmoid", rpo_alpha=1.0), "train.epochs=3"],
+        "rpo_alpha1_lr1e-3": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=1e-3"],
+        "rpo_alpha1_lr2e-4_epochs2": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=2e-4", "train.epochs=2"],
         # adapter shape (default r 16, alpha 32), on the default loss
         "lora_r8": ["model.lora.r=8", "model.lora.alpha=16"],
         "lora_r64": ["model.lora.r=64", "model.lora.alpha=128"],
@@ -117,7 +120,7 @@ def scoring_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 SETTINGS_KEYS = (
-    "task", "engine", "recipe", "recipe_value", "set", "max_steps", "precision",
+    "task", "engine", "recipe", "recipe_value", "defaults", "set", "max_steps", "precision",
     "model", "limit", "max_new_tokens", "gen_batch",
 )  # fmt: skip
 
@@ -129,11 +132,22 @@ def run_settings(args: argparse.Namespace, task: str, engine: str, recipe: str) 
         "engine": engine,
         "recipe": recipe,
         "recipe_value": RECIPES[engine][recipe],
+        # A prefalign recipe is overrides on top of the schema's defaults: a row holds for the defaults it ran on.
+        "defaults": prefalign_defaults() if engine == "prefalign" else None,
         "set": settings_for(engine, args.set),
         "max_steps": args.max_steps,
         "precision": args.precision,
         **scoring_settings(args),
     }
+
+
+def prefalign_defaults() -> dict[str, Any]:
+    """The recommended recipe's values (prefalign.config.RECIPE) that the prefalign rows ran on."""
+    import dataclasses
+
+    from prefalign.config import RECIPE
+
+    return dataclasses.asdict(RECIPE)
 
 
 def settings_for(engine: str, sets: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ Errors name the dotted key and suggest the closest valid one.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,24 @@ from prefalign.losses import LOSSES, LossSpec
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The recommended recipe: what `prefalign train` does with only model.path and data.train given.
+
+    Chosen by the behaviour benchmark's sweep (benchmarks/behaviour/README.md, "Choosing the defaults"): the
+    setting that moved held-out behaviour on every task, with no side effect. Plain DPO at the same learning
+    rate learns the pairs and changes no held-out answer; the NLL term on chosen is what carries the behaviour.
+    """
+
+    rpo_alpha: float = 1.0  # method.rpo_alpha when method.loss is not given
+    lora_lr: float = 5e-4  # train.lr with LoRA
+    full_lr: float = 1e-5  # train.lr for full fine-tuning
+    epochs: float = 2.0  # train.epochs
+
+
+RECIPE = Recipe()
 
 
 class _Section(BaseModel):
@@ -186,7 +205,10 @@ class MethodConfig(_Section):
         description="Probability that a preference label is flipped (cDPO; robust, exo_pair, aot, simpo, cpo).",
     )
     rpo_alpha: float | None = Field(
-        None, gt=0, description="RPO: add the sft term (NLL on chosen) with this weight; same as loss: [..., sft]."
+        None,
+        gt=0,
+        description="RPO: add the sft term (NLL on chosen) with this weight; same as loss: [..., sft]. "
+        f"When method.loss is not given it is {RECIPE.rpo_alpha} (the recommended recipe); null turns it off.",
     )
     ld_alpha: float | None = Field(
         None,
@@ -219,7 +241,11 @@ class MethodConfig(_Section):
     @classmethod
     def _default_loss(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("loss") is None:
-            data = {**data, "loss": "bradley_terry" if data.get("kind") == "reward" else "sigmoid"}
+            if data.get("kind") == "reward":
+                return {**data, "loss": "bradley_terry"}
+            # The recommended recipe: DPO plus an NLL term on the chosen answers, unless rpo_alpha is given
+            # (null: plain DPO). A loss named explicitly is trained as named.
+            return {"rpo_alpha": RECIPE.rpo_alpha, **data, "loss": "sigmoid"}
         return data
 
     @field_validator("loss")
@@ -319,13 +345,18 @@ class MethodConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: float = Field(1.0, gt=0, description="Passes over the training data (may be fractional).")
+    epochs: float = Field(RECIPE.epochs, gt=0, description="Passes over the training data (may be fractional).")
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs when set.")
     batch_size: int = Field(
         8, gt=0, description="Examples per micro-batch (per process): preference pairs, or unpaired rows."
     )
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate (5e-4 suits LoRA; use ~5e-7 for full).")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description=f"Peak learning rate; default {RECIPE.lora_lr:g} with LoRA, {RECIPE.full_lr:g} for full "
+        "fine-tuning (model.lora: null).",
+    )
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps spent warming the LR up.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -350,7 +381,8 @@ class OutputConfig(_Section):
     dir: str = Field("runs/prefalign", description="The run directory; nothing is written outside it.")
     save: list[Literal["adapter", "merged"]] = Field(
         default_factory=lambda: ["adapter", "merged"],
-        description="What to write at the end: adapter (LoRA runs), merged (full model + tokenizer).",
+        description="What to write at the end: adapter (LoRA runs), merged (full model + tokenizer); "
+        "default both with LoRA, merged for full fine-tuning.",
     )
     overwrite: bool = Field(False, description="Allow reusing a non-empty run directory.")
 
@@ -363,6 +395,21 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_by_what_is_trained(cls, data: Any) -> Any:
+        """train.lr and output.save depend on whether an adapter or every weight is trained."""
+        if not isinstance(data, dict):
+            return data
+        model = data.get("model") or {}
+        lora = (model.get("lora", True) if isinstance(model, dict) else model.lora) is not None
+        train, output = data.get("train") or {}, data.get("output") or {}
+        if isinstance(train, dict) and train.get("lr") is None:
+            data = {**data, "train": {**train, "lr": RECIPE.lora_lr if lora else RECIPE.full_lr}}
+        if isinstance(output, dict) and output.get("save") is None:
+            data = {**data, "output": {**output, "save": ["adapter", "merged"] if lora else ["merged"]}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
