@@ -33,10 +33,11 @@ def tokenizer(smollm_dir):
 
 
 def make_tiny_model(tokenizer, seed: int = 0, **overrides):
-    """A 2-layer Llama with the real tokenizer's vocabulary; random weights, float32."""
+    """A 2-layer Llama with the real tokenizer's vocabulary; random weights, float32. `overrides` replace
+    config values (heads, tie_word_embeddings, attn_implementation, ...)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
+    settings = dict(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -48,8 +49,8 @@ def make_tiny_model(tokenizer, seed: int = 0, **overrides):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **overrides,
     )
+    config = LlamaConfig(**{**settings, **overrides})
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()
 

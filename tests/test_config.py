@@ -16,7 +16,7 @@ def test_defaults_fill_every_section():
     assert config.method.loss == "sigmoid" and config.method.beta == 0.1
     assert config.method.rpo_alpha == 1.0  # the recommended recipe: DPO + NLL on chosen
     assert config.train.lr == 5e-4 and config.train.epochs == 2
-    assert config.resolved_reference_mode() == "adapter"
+    assert config.resolved_reference_mode() == "precomputed"  # 2 epochs: the reference scores each example once
     # every default is written out, so the run directory's config.yaml reproduces the run
     dumped = yaml.safe_load(config.to_yaml())
     assert dumped["train"]["lr"] == config.train.lr and dumped["output"]["save"] == ["adapter", "merged"]
@@ -53,7 +53,7 @@ def test_overrides_are_read_as_yaml():
     assert config.model.lora is None
     assert config.train.max_steps == 3
     assert config.data.eval[0].path == "e.json"
-    assert config.resolved_reference_mode() == "model"  # full fine-tuning: a frozen copy
+    assert config.resolved_reference_mode() == "model"  # full fine-tuning, 3 steps over unknown data: a frozen copy
 
 
 def test_yaml_file_and_config_object(tmp_path):
@@ -114,7 +114,7 @@ def test_every_field_is_described():
 def test_loss_lists_and_weights():
     config = load_config(MINIMAL, ["method.loss=[sigmoid, sft]", "method.loss_weights=[1.0, 0.2]"])
     assert [(spec.name, w) for spec, w in config.method.terms()] == [("sigmoid", 1.0), ("sft", 0.2)]
-    assert config.resolved_reference_mode() == "adapter"
+    assert config.resolved_reference_mode() == "precomputed"
     with pytest.raises(ConfigError, match="2 weights for 1 loss terms"):
         load_config(MINIMAL, ["method.loss_weights=[1, 2]"])
     with pytest.raises(ConfigError, match="not a loss on its own"):

@@ -72,12 +72,17 @@ class ModelConfig(_Section):
 
 
 class ReferenceConfig(_Section):
-    mode: Literal["auto", "model", "adapter", "none"] = Field(
+    mode: Literal["auto", "model", "adapter", "precomputed", "none"] = Field(
         "auto",
-        description="auto: none if the loss needs none, the policy with its adapter disabled under LoRA, "
-        "else a frozen copy (model).",
+        description="precomputed: score the data with the reference once before training and cache the log-probs "
+        "in $PREFALIGN_CACHE (a later run with another beta or loss reuses them); adapter: the policy with its "
+        "adapter disabled (LoRA); model: a frozen copy, or reference.path. auto: none if the loss needs none; "
+        "precomputed when training covers the data at least once and the loss has no per-batch KL term (kto); "
+        "else adapter under LoRA, model otherwise.",
     )
-    path: str | None = Field(None, description="Another checkpoint to use as the reference (mode: model).")
+    path: str | None = Field(
+        None, description="Another checkpoint to use as the reference (mode: model or precomputed)."
+    )
 
 
 class DataSource(_Section):
@@ -150,6 +155,31 @@ class DataConfig(_Section):
         "to train an unpaired loss such as kto on paired data.",
     )
     num_proc: int | None = Field(None, gt=0, description="Processes for tokenisation (datasets.map).")
+    layout: str = Field(
+        "auto",
+        description="How a batch's sequences are laid out in rows (the log-probs are the same in every layout): "
+        "padded (a row per sequence), packed (sequences packed into rows under a block-diagonal mask), "
+        "prefix_shared (a pair's prompt once, then both answers), prefix_shared_packed (those packed); "
+        "auto: prefix_shared_packed where the model's attention takes a 4-D mask (sdpa, eager: each prompt "
+        "once, no padding), else padded.",
+    )
+    pack_length: int | None = Field(
+        None,
+        gt=0,
+        description="Tokens per row of the packed layouts; null: the batch's longest sequence (or prompt-sharing "
+        "group). A longer one gets a row of its own.",
+    )
+
+    @field_validator("layout")
+    @classmethod
+    def _known_layout(cls, value: str) -> str:
+        from prefalign.data.layout import LAYOUT_NAMES  # here: the data package imports this module
+
+        if value not in LAYOUT_NAMES:
+            raise ValueError(
+                f"unknown layout {value!r}{_suggest(value, LAYOUT_NAMES)}; known: {', '.join(LAYOUT_NAMES)}"
+            )
+        return value
 
     @field_validator("train", "eval", mode="before")
     @classmethod
@@ -368,6 +398,16 @@ class TrainConfig(_Section):
     log_every: int = Field(1, gt=0, description="Log train metrics every N steps.")
     eval_batch_size: int | None = Field(None, gt=0, description="Examples per eval batch (default batch_size).")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Autocast precision.")
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each decoder layer's activations in backward instead of storing them: less "
+        "memory, about a third more compute; the same losses and gradients.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the model's backbone (the decoder layers); the first steps and every new "
+        "batch shape pay a compile, later steps run faster. Needs a C++ compiler on CPU.",
+    )
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
 
 
@@ -426,7 +466,9 @@ class RunConfig(_Section):
             key = "reference.path" if self.reference.path else "reference.mode"
             raise ValueError(f"{key}: loss {loss!r} uses no reference; remove the reference")
         if self.method.needs_reference and mode == "none":
-            raise ValueError(f"reference.mode: loss {loss!r} needs a reference; use auto, model or adapter")
+            raise ValueError(
+                f"reference.mode: loss {loss!r} needs a reference; use auto, precomputed, model or adapter"
+            )
         if mode == "adapter" and self.model.lora is None:
             raise ValueError("reference.mode: 'adapter' needs model.lora (the adapter is what gets disabled)")
         if self.reference.path and mode == "adapter":
@@ -440,6 +482,12 @@ class RunConfig(_Section):
             )
         # KTO's KL estimate pairs each prompt with another example's completion from the same micro-batch.
         kl = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
+        if kl and mode == "precomputed":
+            raise ValueError(
+                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl[0]!r} "
+                "estimates its KL term from completions mismatched within each micro-batch, which change with "
+                "the batch order; use adapter or model (auto picks one)"
+            )
         for key in ("batch_size", "eval_batch_size"):
             size = getattr(self.train, key)
             if kl and size is not None and size < 2:
@@ -449,15 +497,31 @@ class RunConfig(_Section):
                 )
         return self
 
-    def resolved_reference_mode(self) -> str:
-        """The reference strategy `auto` stands for with this loss and model."""
+    def resolved_reference_mode(self, num_train: int | None = None, world: int = 1) -> str:
+        """The reference strategy `auto` stands for with this loss, model and run length.
+
+        A live reference (adapter or model) scores every example the run reaches, once per pass; precomputed
+        scores each example of the data once (train and held-out), and not at all when the cache already holds
+        it. So auto precomputes when the run covers the training data at least once — `epochs` ≥ 1, or
+        `max_steps` × the global batch ≥ `num_train` training examples (unknown without `num_train`: then live) —
+        which also frees a separate reference model (full fine-tuning, reference.path) before training. A
+        shorter run keeps the live reference, which scores only what it reaches; so do losses with a KL term
+        estimated per micro-batch (kto), which cannot be precomputed.
+        """
         if self.reference.mode != "auto":
             return self.reference.mode
         if not self.method.needs_reference:
             return "none"
-        if self.reference.path:
-            return "model"
-        return "adapter" if self.model.lora is not None else "model"
+        live = "model" if self.reference.path or self.model.lora is None else "adapter"
+        if any("policy_kl_logps" in spec.inputs for spec, _ in self.method.terms()):
+            return live
+        train = self.train
+        if train.max_steps is None:
+            covers_data = train.epochs >= 1
+        else:
+            scored = train.max_steps * train.batch_size * train.grad_accum * world
+            covers_data = num_train is not None and scored >= num_train
+        return "precomputed" if covers_data else live
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from prefalign.data.layout import Batch
+from prefalign.data.layout import Batch, model_attention_mask
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,18 @@ class SequenceScorer(nn.Module):
     def hidden_states(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
-        """The backbone's last hidden states, flattened to [R·T, hidden] (rows of the batch one after another)."""
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        """The backbone's last hidden states, flattened to [R·T, hidden] (rows of the batch one after another).
+
+        The mask reaches the backbone as the layout gave it ([R, T] padding, or [R, 1, T, T] for packed and
+        prefix-shared rows), but for eager attention, which adds a 4-D mask to the scores and so needs it additive.
+        """
+        backbone = self.backbone
+        dtype = backbone.get_input_embeddings().weight.dtype
+        hidden = backbone(
+            input_ids=input_ids,
+            attention_mask=model_attention_mask(attention_mask, self.model, dtype),
+            position_ids=position_ids,
+            use_cache=False,
         ).last_hidden_state
         return hidden.reshape(-1, hidden.shape[-1])
 
@@ -213,9 +222,8 @@ def sequence_logps(scorer: nn.Module, batch: Batch, options: LogpsOptions = PLAI
 
 def naive_sequence_logps(model: nn.Module, batch: Batch) -> SequenceLogps:
     """The textbook computation through full logits; the tests compare `sequence_logps` to it."""
-    logits = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
-    ).logits
+    mask = model_attention_mask(batch.attention_mask, model, model.get_input_embeddings().weight.dtype)
+    logits = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids).logits
     logps = F.log_softmax(logits.float(), dim=-1).reshape(-1, logits.shape[-1])
     token_logps = logps[batch.score_index, batch.score_labels]
     return per_sequence(token_logps, batch)

@@ -98,8 +98,13 @@ class Objective:
         if not self.paired:  # no pair to be right about: whether each reward's sign agrees with its label
             self.headline = ("label_accuracy", "rewards/margins")
 
-    def batch(self, examples, pad_id: int, layout: str = "padded") -> Batch:
-        return make_batch(examples, pad_id, layout, kl=self.kl)
+    # The batch layout (data.layout, resolved for the model by `layout.resolve_layout`) and its row length:
+    # training, evaluation and the reference all score the batches built here.
+    layout: str = "padded"
+    pack_length: int | None = None
+
+    def batch(self, examples, pad_id: int, layout: str | None = None) -> Batch:
+        return make_batch(examples, pad_id, layout or self.layout, kl=self.kl, pack_length=self.pack_length)
 
     def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceLogps:
         """What the trained model gives for a batch, as `__call__` takes it: here, per-sequence log-probs."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
+from prefalign.data.layout import resolve_layout
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import evaluate_pairs, generate
@@ -22,6 +23,7 @@ from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.logps import SequenceScorer
 from prefalign.model.load import (
+    apply_train_options,
     load_base,
     load_output_embeddings,
     load_policy,
@@ -31,6 +33,7 @@ from prefalign.model.load import (
     use_reward_pad_token,
 )
 from prefalign.model.reference import build_reference
+from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
 from prefalign.rewards import RewardScorer, ties_lm_head
 from prefalign.training.loop import fit
@@ -96,10 +99,13 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
 
 def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, SequenceScorer]:
     """The model to train, and the scorer that runs it: a policy's log-probs, or a reward model's rewards."""
+    options = {"gradient_checkpointing": config.train.gradient_checkpointing, "compile": config.train.compile}
     if config.method.kind == "policy":
         policy = load_policy(config.model).to(device)
+        apply_train_options(policy, **options)
         return policy, SequenceScorer(policy)
     model = load_reward_model(config.model, use_reward_pad_token(tokenizer)).to(device)
+    apply_train_options(model, **options)
     lm_head = None
     if config.method.lm_coef > 0 and not ties_lm_head(model):
         lm_head = load_output_embeddings(config.model).to(device)
@@ -139,7 +145,7 @@ def train(
     if is_main:
         _print_data(console, data)
 
-    mode = config.resolved_reference_mode()
+    mode = config.resolved_reference_mode(len(data.train), accelerator.num_processes)
     policy, scorer = _trained_model(config, tokenizer, accelerator.device)
     reference_model = None
     if mode == "model":
@@ -147,8 +153,16 @@ def train(
         if reference_model is None:  # a frozen copy of the starting policy
             reference_model = load_policy(config.model.model_copy(update={"lora": None}))
         reference_model.to(accelerator.device)
-    reference = build_reference(mode, scorer, reference_model, objective.logps_options)
+    objective.layout = resolve_layout(config.data.layout, policy)
+    objective.pack_length = config.data.pack_length
     pad_id = tokenizer.pad_token_id
+    if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
+        splits = {"train": data.train, "eval": data.eval}
+        reference = precomputed_reference(config, scorer, objective, splits, pad_id, accelerator)
+        if is_main:
+            console.print(reference.summary())
+    else:
+        reference = build_reference(mode, scorer, reference_model, objective.logps_options)
     prompts = _sample_prompts(config, data, tokenizer)
 
     before_file = run_dir / "before.json"
@@ -198,7 +212,7 @@ def train(
         if "merged" in config.output.save:
             saved["merged"] = str(save_merged(merged_model(policy), tokenizer, run_dir / "merged"))
         final = result.last_eval or result.last_train
-        (run_dir / "README.md").write_text(model_card(config, final, before, result.state.step))
+        (run_dir / "README.md").write_text(model_card(config, final, before, result.state.step, mode))
         if config.method.kind == "policy":
             (run_dir / "generations.json").write_text(json.dumps(generations, indent=1, ensure_ascii=False))
     accelerator.wait_for_everyone()

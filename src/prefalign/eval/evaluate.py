@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from prefalign.model.reference import Reference
+from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.metrics import MetricSums
 
@@ -23,19 +23,21 @@ def evaluate_pairs(
     *,
     rank: int = 0,
     world: int = 1,
+    split: str = "eval",
 ) -> MetricSums:
     """Summed per-example metrics over this process's share of `dataset` (reduce across processes for means).
 
     `dataset` holds pairs or unpaired rows, whichever the objective trains on; a KL estimate (KTO) is taken
-    per eval batch, from its own examples.
+    per eval batch, from its own examples. `split` names the dataset for a precomputed reference's look-up.
     """
     was_training = scorer.training
     scorer.eval()
     sums = MetricSums()
     indices = list(range(rank, len(dataset), world))
     for start in range(0, len(indices), batch_size):
-        batch = objective.batch(dataset.select(indices[start : start + batch_size]), pad_id).to(device)
-        losses, metrics = objective(objective.score(scorer, batch), reference.logps(batch), batch)
+        rows = Rows(split, indices[start : start + batch_size])
+        batch = objective.batch(dataset.select(rows.indices), pad_id).to(device)
+        losses, metrics = objective(objective.score(scorer, batch), reference.logps(batch, rows), batch)
         sums.add(losses, metrics)
     scorer.train(was_training)
     return sums
@@ -48,15 +50,17 @@ def generate(model: torch.nn.Module, tokenizer: Any, prompt_ids: list[list[int]]
     model.eval()
     device = next(model.parameters()).device
     answers = []
-    for ids in prompt_ids:
-        input_ids = torch.tensor([ids], device=device)
-        out = model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
+    # A backbone compiled for training (train.compile) would recompile for each new length: decode eagerly.
+    with torch.compiler.set_stance("force_eager"):
+        for ids in prompt_ids:
+            input_ids = torch.tensor([ids], device=device)
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
     model.train(was_training)
     return answers

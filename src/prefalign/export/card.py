@@ -36,7 +36,14 @@ def _settings_and_metrics(hp: dict, before: dict | None, final: dict) -> list[st
     ]
 
 
-def model_card(config: RunConfig, final: dict[str, float], before: dict[str, float] | None, steps: int) -> str:
+def model_card(
+    config: RunConfig,
+    final: dict[str, float],
+    before: dict[str, float] | None,
+    steps: int,
+    reference_mode: str | None = None,
+) -> str:
+    """The run's model card; `reference_mode` is the mode the run resolved (auto depends on the data size)."""
     if config.method.kind == "reward":
         return reward_model_card(config, final, before, steps)
     lora = config.model.lora is not None
@@ -58,7 +65,7 @@ def model_card(config: RunConfig, final: dict[str, float], before: dict[str, flo
         "schedule": f"{config.train.schedule}, warm-up {config.train.warmup_ratio}",
         "batch size × accumulation": f"{config.train.batch_size} × {config.train.grad_accum}",
         "optimizer steps": steps,
-        "reference": config.resolved_reference_mode(),
+        "reference": reference_mode or config.resolved_reference_mode(),
         "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
         "seed": config.train.seed,
     }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +93,9 @@ def attach_lora(model: nn.Module, config: ModelConfig, task_type: str = "CAUSAL_
 
     if config.adapter:
         if config.lora is None:
-            # Full fine-tuning from an SFT adapter: fold it into the weights and train them all.
-            return PeftModel.from_pretrained(model, config.adapter).merge_and_unload()
+            # Full fine-tuning from an SFT adapter: fold it into the weights and train them all (PEFT loads the
+            # adapter for inference and leaves every base weight frozen).
+            return PeftModel.from_pretrained(model, config.adapter).merge_and_unload().requires_grad_(True)
         # Continue training the SFT adapter; a frozen copy of it is the reference (DPO's π_ref is the SFT model).
         peft_model = PeftModel.from_pretrained(model, config.adapter, is_trainable=True)
         peft_model.load_adapter(config.adapter, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
@@ -160,6 +163,31 @@ def load_output_embeddings(config: ModelConfig) -> nn.Module:
     A sequence-classification model drops it, so the causal LM is loaded once and all but this layer freed.
     """
     return load_base(config).get_output_embeddings()
+
+
+def apply_train_options(model: nn.Module, *, gradient_checkpointing: bool = False, compile: bool = False) -> None:
+    """train.gradient_checkpointing and train.compile, in place on a loaded (possibly PEFT-wrapped) model.
+
+    Checkpointing is non-reentrant: the reentrant kind gives no gradient to LoRA weights when the frozen
+    embeddings' output does not require grad, and cannot be traced by torch.compile. transformers also hooks
+    the input embeddings to require grad (what PEFT needs with the reentrant kind); harmless here.
+    Only the backbone is compiled, in place (`nn.Module.compile`): parameter names, the PEFT wrapper and
+    what is saved stay the same, and the LM head keeps running chunk by chunk outside the compiled graph.
+    """
+    get_base = getattr(model, "get_base_model", None)
+    base = get_base() if callable(get_base) else model
+    if gradient_checkpointing:
+        kwargs = {"use_reentrant": False}
+        enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.x's name
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if compile:
+        # Inductor builds C++ kernels on CPU (and host code on GPU): say so now, not deep in the first step.
+        if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
+            raise ValueError("train.compile: torch.compile needs a C++ compiler (g++ or clang++) on PATH; none found")
+        getattr(base, base.base_model_prefix).compile()
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:

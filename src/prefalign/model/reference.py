@@ -4,12 +4,17 @@
 - adapter: the policy with its LoRA adapter disabled (no second copy); when the policy continues
   a saved SFT adapter, the frozen copy of that adapter instead.
 - model: a frozen model, either a copy of the starting policy or `reference.path`.
+- precomputed: log-probs scored once before training and read back by example (`model.reference_cache`).
+
+Training and evaluation say which examples a batch holds (`Rows`); only the precomputed reference reads it.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,12 +24,20 @@ from prefalign.logps import PLAIN, LogpsOptions, SequenceLogps, SequenceScorer, 
 from prefalign.model.load import REFERENCE_ADAPTER
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The examples a batch holds: their split ("train", "eval") and their indices in its dataset, in batch order."""
+
+    split: str
+    indices: Sequence[int]
+
+
 class Reference:
     """Gives reference log-probs for a batch (None when the loss uses none)."""
 
     mode = "none"
 
-    def logps(self, batch: Batch) -> SequenceLogps | None:
+    def logps(self, batch: Batch, rows: Rows | None = None) -> SequenceLogps | None:
         return None
 
 
@@ -51,7 +64,7 @@ class AdapterReference(Reference):
                 yield
 
     @torch.no_grad()
-    def logps(self, batch: Batch) -> SequenceLogps:
+    def logps(self, batch: Batch, rows: Rows | None = None) -> SequenceLogps:
         with self._as_reference():
             return sequence_logps(self.scorer, batch, self.options)
 
@@ -66,7 +79,7 @@ class ModelReference(Reference):
         self.options = options
 
     @torch.no_grad()
-    def logps(self, batch: Batch) -> SequenceLogps:
+    def logps(self, batch: Batch, rows: Rows | None = None) -> SequenceLogps:
         return sequence_logps(self.scorer, batch, self.options)
 
 
@@ -90,4 +103,6 @@ def build_reference(
         if reference_model is None:
             reference_model = copy.deepcopy(policy_scorer.model)
         return ModelReference(reference_model, policy_scorer.chunk_size, options)
+    if mode == "precomputed":
+        raise ValueError("reference.mode: precomputed log-probs come from model.reference_cache.precomputed_reference")
     raise ValueError(f"reference.mode: unknown mode {mode!r}")

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prefalign.config import TrainConfig
 from prefalign.eval.evaluate import evaluate_pairs
-from prefalign.model.reference import Reference
+from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import (
     TrainState,
@@ -165,7 +165,7 @@ def fit(
             parts = micro_batches(indices, rank, world, cfg.batch_size)
             for i, part in enumerate(parts):
                 batch = objective.batch(train_data.select(part.tolist()), pad_id).to(device)
-                ref_logps = reference.logps(batch)
+                ref_logps = reference.logps(batch, Rows("train", part.tolist()))
                 sync = i == len(parts) - 1
                 with nullcontext() if sync else accelerator.no_sync(scorer):
                     policy_out = objective.score(scorer, batch)  # log-probs, or a reward model's rewards
