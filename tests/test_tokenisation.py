@@ -93,16 +93,25 @@ def test_num_proc_gives_the_same_rows(tmp_path, tokenizer):
 # --- the prompt tokenised once ---------------------------------------------------------------------------------
 
 
-def peer_rows() -> list[dict]:
-    """LLaMA-Factory's ShareGPT pairs as canonical rows (system prompts, several turns, long answers)."""
-    roles = {"human": "user", "gpt": "assistant", "system": "system"}
-    rows = []
-    for record in json.loads((PEERS / "dpo_en_demo.json").read_text()):
-        prompt = [{"role": roles[t["from"]], "content": t["value"]} for t in record["conversations"]]
-        chosen, rejected = assistant(record["chosen"]["value"]), assistant(record["rejected"]["value"])
-        rows.append(
-            FORMATS["trl_conversational"].convert({"prompt": prompt, "chosen": [chosen], "rejected": [rejected]})
-        )
+def sample_rows() -> list[dict]:
+    """Canonical rows with system prompts, several turns and long answers: the project's quickstart pairs, the same
+    pairs chained into three-turn conversations, and LLaMA-Factory's ShareGPT pairs where ../shared/peers exists."""
+    convert = FORMATS["trl_conversational"].convert
+    pairs = [json.loads(line) for line in (REPO / "data/quickstart/train.jsonl").read_text().splitlines()[:60]]
+    rows = [convert(pair) for pair in pairs]
+    for i in range(0, len(pairs) - 2, 3):
+        first, second, last = pairs[i : i + 3]
+        prompt = [
+            system("You are a careful assistant. Answer in plain English."),
+            *first["prompt"], *first["chosen"], *second["prompt"], *second["rejected"], *last["prompt"],
+        ]  # fmt: skip
+        rows.append(convert({"prompt": prompt, "chosen": last["chosen"], "rejected": last["rejected"]}))
+    if (PEERS / "dpo_en_demo.json").is_file():
+        roles = {"human": "user", "gpt": "assistant", "system": "system"}
+        for record in json.loads((PEERS / "dpo_en_demo.json").read_text()):
+            prompt = [{"role": roles[t["from"]], "content": t["value"]} for t in record["conversations"]]
+            chosen, rejected = assistant(record["chosen"]["value"]), assistant(record["rejected"]["value"])
+            rows.append(convert({"prompt": prompt, "chosen": [chosen], "rejected": [rejected]}))
     return rows
 
 
@@ -125,7 +134,7 @@ def full_encoding(renderer: Renderer) -> Renderer:
 
 @pytest.mark.parametrize("template", [None, "chatml", "zephyr"])
 def test_prompt_reuse_gives_the_ids_of_whole_encoding(tokenizer, template):
-    rows = peer_rows() + AWKWARD + [FORMATS["trl_conversational"].convert(row) for row in toy_rows()]
+    rows = sample_rows() + AWKWARD + [FORMATS["trl_conversational"].convert(row) for row in toy_rows()]
     settings = RenderSettings(template, 100_000, None, None)
     renderer = Renderer(tokenizer, settings)
     assert tokenizer.convert_tokens_to_ids("<|im_start|>") in renderer.split_ids  # the reuse is exercised
@@ -135,7 +144,7 @@ def test_prompt_reuse_gives_the_ids_of_whole_encoding(tokenizer, template):
 
 def trained_tokenizer(pre_tokenizer) -> PreTrainedTokenizerFast:
     """A small BPE trained here, with a pre-tokenizer that treats the start of a text apart, and a chat template."""
-    corpus = [row["chosen"][0]["content"] + row["prompt"][-1]["content"] for row in peer_rows()[:50]]
+    corpus = [row["chosen"][0]["content"] + row["prompt"][-1]["content"] for row in sample_rows()[:50]]
     backend = Tokenizer(models.BPE(unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizer
     alphabet = pre_tokenizers.ByteLevel.alphabet() if isinstance(pre_tokenizer, pre_tokenizers.ByteLevel) else []
@@ -163,7 +172,7 @@ def trained_tokenizer(pre_tokenizer) -> PreTrainedTokenizerFast:
 def test_prompt_reuse_with_position_sensitive_tokenizers(pre_tokenizer):
     tokenizer = trained_tokenizer(pre_tokenizer)
     settings = RenderSettings("tokenizer", 100_000, None, None)
-    rows = peer_rows()[:40] + AWKWARD
+    rows = sample_rows()[:40] + AWKWARD
     renderer, whole = Renderer(tokenizer, settings), full_encoding(Renderer(tokenizer, settings))
     assert tokenizer.convert_tokens_to_ids("<|start|>") in renderer.split_ids
     assert [renderer.render(row) for row in rows] == [whole.render(row) for row in rows]
