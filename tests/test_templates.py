@@ -12,23 +12,12 @@ from prefalign.config import ConfigError, DataConfig, load_config
 from prefalign.data.load import DataError
 from prefalign.data.render import Renderer, RenderSettings, tokenize_rows
 from prefalign.data.templates import TEMPLATE_NAMES, TEMPLATES, chat_template_for
-from tests.conftest import assistant, system, user
+from tests.conftest import assistant, user
+from tests.test_render import MULTI_TURN
 
 SMOL_EOS = "<|im_end|>"
 
-CONVERSATION = {
-    "prompt": [
-        system("You answer in one word."),
-        user("Hi there."),
-        assistant("Hello!"),
-        user("Name a colour."),
-        assistant("Blue."),
-        user("Another one?"),
-    ],
-    "chosen": [assistant("GREEN.")],
-    "rejected": [assistant("green i guess")],
-    "plain": False,
-}
+CONVERSATION = MULTI_TURN  # a system prompt and three user turns (tests/test_render.py)
 
 # For each template: the prompt it renders for CONVERSATION (generation prompt last), the generation prompt,
 # and the chosen completion as scored. Written out by hand from each family's official template, with
