@@ -109,3 +109,20 @@ def test_compile_without_a_compiler_is_a_clear_error(tokenizer, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ValueError, match=r"train\.compile: torch\.compile needs a C\+\+ compiler"):
         apply_train_options(make_tiny_model(tokenizer), compile=True)
+
+
+@pytest.mark.parametrize(
+    ("attention", "layout"),
+    [(None, "prefix_shared_packed"), ("eager", "prefix_shared_packed"), ("flex_attention", "padded")],
+)
+def test_model_attention_reaches_the_model_and_the_layout(tiny_model_dir, attention, layout):
+    """model.attention is transformers' attn_implementation for the policy (and a reference loaded from disk);
+    data.layout auto gives a 4-D layout only to the attentions that apply a 4-D mask."""
+    from prefalign.data.layout import attention_implementation, resolve_layout
+    from prefalign.model.load import load_base, load_policy
+
+    config = ModelConfig(path=str(tiny_model_dir), attention=attention, lora={"r": 4, "alpha": 8})
+    policy, reference = load_policy(config), load_base(config, str(tiny_model_dir))
+    expected = attention or "sdpa"  # transformers' default for Llama
+    assert attention_implementation(policy) == attention_implementation(reference) == expected
+    assert resolve_layout("auto", policy) == layout

@@ -69,6 +69,12 @@ class ModelConfig(_Section):
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of model.path.")
     trust_remote_code: bool = Field(False, description="Allow model code from the hub to run.")
+    attention: str | None = Field(
+        None,
+        description="transformers' attn_implementation: sdpa, eager, flash_attention_2, flash_attention_3, "
+        "flex_attention, or a hub kernel; null takes transformers' default (sdpa where the model has it). "
+        "The 4-D layouts need sdpa or eager; data.layout auto falls back to padded on the others.",
+    )
 
 
 class ReferenceConfig(_Section):

@@ -60,6 +60,11 @@ def _tokenizer_source(path: str) -> tuple[str, dict[str, str]]:
     return str(gguf.parent), {"gguf_file": gguf.name}
 
 
+def _attention(config: ModelConfig) -> dict[str, str]:
+    """from_pretrained's attn_implementation when model.attention names one (else transformers picks)."""
+    return {"attn_implementation": config.attention} if config.attention else {}
+
+
 def load_tokenizer(config: ModelConfig, *, convert_weights: bool = True) -> Any:
     """The model's tokenizer; `convert_weights=False` (the `data` commands) never converts a GGUF's weights."""
     from transformers import AutoTokenizer
@@ -81,6 +86,7 @@ def load_base(config: ModelConfig, path: str | None = None) -> nn.Module:
         revision=config.revision,
         dtype=_dtype(config.dtype),
         trust_remote_code=config.trust_remote_code,
+        **_attention(config),
     )
 
 
@@ -152,6 +158,7 @@ def load_reward_model(config: ModelConfig, pad_token_id: int) -> nn.Module:
         revision=config.revision,
         dtype=_dtype(config.dtype),
         trust_remote_code=config.trust_remote_code,
+        **_attention(config),
     )
     model.config.get_text_config().pad_token_id = pad_token_id  # saved with the model: see use_reward_pad_token
     return attach_lora(model, config, task_type="SEQ_CLS")
