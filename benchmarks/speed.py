@@ -3,6 +3,7 @@
     python benchmarks/speed.py                                   # SmolLM2-135M-Instruct, LoRA and full, 3 shapes
     python benchmarks/speed.py --cases lora --shapes balanced --steps 4 --warmup 1
     python benchmarks/speed.py --model tiny --max-length 256 --steps 3 --warmup 1 --precision fp32   # smoke run
+    python benchmarks/speed.py --cases lora --shapes answer_heavy --profile   # where each engine's time goes
 
 For each case (LoRA, full fine-tuning) and data shape the script trains, each in its own subprocess so that peak
 resident memory (VmHWM) is the engine's own:
@@ -185,7 +186,8 @@ def prefalign_config(spec: dict) -> dict:
     return {
         "model": {"path": spec["model"], "dtype": "float32", "lora": dict(LORA) if lora else None},
         "reference": {"mode": reference},
-        "data": {"train": spec["data"], "max_length": spec["max_length"], "max_prompt_length": None},
+        "data": {"train": spec["data"], "max_length": spec["max_length"], "max_prompt_length": None,
+                 "layout": spec.get("layout", "auto")},
         "method": {"loss": "sigmoid", "beta": 0.1, "rpo_alpha": None},
         "train": {
             "max_steps": spec["warmup"] + spec["steps"], "batch_size": spec["batch_size"], "lr": LR[spec["case"]],
@@ -196,6 +198,31 @@ def prefalign_config(spec: dict) -> dict:
         "eval": {"generations": 0, "before": False},
         "output": {"dir": spec["run_dir"], "save": [], "overwrite": True},
     }  # fmt: skip
+
+
+class Profile:
+    """--profile: torch.profiler over the measured steps (from the first after warm-up to the end of training);
+    the operators that took the most time, by self CPU time, are written to spec["profile"]."""
+
+    def __init__(self, spec: dict):
+        self.path = spec.get("profile")
+        self.profiler = None
+
+    def start(self) -> None:
+        if self.path and self.profiler is None:
+            import torch
+
+            self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self.profiler.start()
+
+    def stop(self) -> None:
+        if self.profiler is None:
+            return
+        self.profiler.stop()
+        averages = self.profiler.key_averages()
+        table = averages.table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=60)
+        Path(self.path).write_text(table)
+        self.profiler = None
 
 
 def run_prefalign(spec: dict) -> dict:
@@ -214,12 +241,16 @@ def run_prefalign(spec: dict) -> dict:
     def recording_step_examples(*args, **kwargs):
         indices = step_examples(*args, **kwargs)
         seen["steps"].append(indices)
+        if len(seen["steps"]) == spec["warmup"] + 1:
+            profiler.start()
         return indices
 
     prefalign.run.fit, loop.step_examples = recording_fit, recording_step_examples
+    profiler = Profile(spec)
     started = time.perf_counter()
     result = prefalign.train(prefalign_config(spec), quiet=True)
     run_seconds = time.perf_counter() - started
+    profiler.stop()
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines() if line]
     records = [r for r in records if r.get("split") == "train"]
     data = seen["train_data"]
@@ -304,8 +335,12 @@ def run_trl(spec: dict) -> dict:
     trainer.data_collator = counting_collate
     seconds: list[float] = []
 
+    profiler = Profile(spec)
+
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == spec["warmup"]:
+                profiler.start()
             self.started = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -315,6 +350,7 @@ def run_trl(spec: dict) -> dict:
     started = time.perf_counter()
     trainer.train()
     run_seconds = time.perf_counter() - started
+    profiler.stop()
     steps = [
         {"seconds": s, "pairs": spec["batch_size"], "scored": scored, "distinct": distinct}
         for s, (scored, distinct) in zip(seconds, batches, strict=False)
@@ -413,6 +449,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16", help="autocast (both engines)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="on in both engines (default off)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", default="auto", help="prefalign's data.layout (default auto: prefix_shared_packed "
+                        "with SDPA)")  # fmt: skip
+    parser.add_argument("--profile", action="store_true", help="profile the measured steps of each engine (slower: "
+                        "report timings from a run without it); writes OUT/profile-ENGINE-CASE-SHAPE.txt")  # fmt: skip
     parser.add_argument("--out", default=str(REPO / "runs" / "speed"), help="where results.json is written")
     args = parser.parse_args(argv)
     if args.worker:
@@ -444,7 +484,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     peak = peaks[args.precision]
     print(
         f"model {args.model}; batch {args.batch_size} pairs, max_length {args.max_length}, precision "
-        f"{args.precision}, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}; "
+        f"{args.precision}, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, prefalign "
+        f"layout {args.layout}; "
         f"{args.warmup} warm-up + {args.steps} measured steps (medians); matmul peak: float32 "
         f"{peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s",
         flush=True,
@@ -472,8 +513,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "engine": engine, "case": case, "shape": shape, "model": model, "data": str(data),
                         "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
                         "max_length": args.max_length, "precision": args.precision, "seed": args.seed,
-                        "gradient_checkpointing": args.gradient_checkpointing,
+                        "gradient_checkpointing": args.gradient_checkpointing, "layout": args.layout,
                         "cache_dir": str(work / f"cache-{case}-{shape}"),
+                        "profile": str(out / f"profile-{engine}-{case}-{shape}.txt") if args.profile else None,
                     }  # fmt: skip
                     if engine == "prefalign-cached":
                         try:
@@ -483,7 +525,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                             continue
                     fill_seconds = None
                     if engine == "prefalign-cached":  # a first run fills the cache; the second, measured, reuses it
-                        fill_seconds = run_engine({**spec, "fill": True}, work)["run_seconds"]
+                        fill_seconds = run_engine({**spec, "fill": True, "profile": None}, work)["run_seconds"]
                     result = run_engine(spec, work)
                     row = {**summarise(result, spec, peak), "fill_seconds": fill_seconds}
                     rows.append(row)

@@ -127,7 +127,9 @@ def train(
     transformers.logging.set_verbosity_error()
     # peft still calls a transformers property deprecated in 5.x; the warning says nothing to our users.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # The run shows its own progress; transformers' weight-loading and datasets' map bars only add noise to it.
     datasets.disable_progress_bars()
+    transformers.logging.disable_progress_bar()
     # accelerate keeps one process-wide state and refuses a second run in the same Python process (a notebook,
     # a sweep, the tests) another precision; reset the per-run part and keep the process group.
     AcceleratorState._reset_state(reset_partial_state=False)
