@@ -55,7 +55,7 @@ class RewardScorer(SequenceScorer):
     pass the causal LM's output layer (`model.load.load_output_embeddings`), kept frozen here.
     """
 
-    def __init__(self, model: nn.Module, chunk_size: int = 1024, lm_head: nn.Module | None = None):
+    def __init__(self, model: nn.Module, chunk_size: int | None = None, lm_head: nn.Module | None = None):
         super().__init__(model, chunk_size)
         self.untied_lm_head = lm_head
         if lm_head is not None:

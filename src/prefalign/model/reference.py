@@ -72,7 +72,7 @@ class AdapterReference(Reference):
 class ModelReference(Reference):
     mode = "model"
 
-    def __init__(self, model: nn.Module, chunk_size: int = 1024, options: LogpsOptions = PLAIN):
+    def __init__(self, model: nn.Module, chunk_size: int | None = None, options: LogpsOptions = PLAIN):
         model.eval()
         model.requires_grad_(False)
         self.scorer = SequenceScorer(model, chunk_size)
