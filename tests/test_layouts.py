@@ -1,10 +1,12 @@
 """Every batch layout gives the log-probs, gradients, rewards and training losses of `padded`.
 
 packed, prefix_shared and prefix_shared_packed lay the same sequences out differently (several per row,
-a prompt shared by its answers) under a 4-D attention mask; per sequence the model must see exactly what
-it sees in its own padded row, so everything downstream agrees to float32 summation order.
+a prompt shared by its answers); per sequence the model must see exactly what it sees in its own padded
+row, whichever form the attention reads the layout in (segment attention, a dense SDPA or eager mask,
+a FlexAttention block mask), so everything downstream agrees to float32 summation order.
 """
 
+import dataclasses
 import random
 
 import pytest
@@ -12,21 +14,28 @@ import torch
 
 import prefalign
 from prefalign.config import ConfigError, DataConfig
-from prefalign.data.layout import LAYOUTS, make_batch, prefix_shared, resolve_layout
+from prefalign.data.layout import LAYOUTS, ONE_ROW, Block, Segments, make_batch, prefix_shared
 from prefalign.logps import SequenceScorer, naive_sequence_logps, sequence_logps
+from prefalign.model.attention import SEGMENT_ATTENTION, attention_implementation, resolve_layout, resolve_pack_length
 from prefalign.rewards import RewardScorer, sequence_rewards
 from prefalign.training.metrics import read_metrics
 from tests.conftest import make_tiny_model, tiny_config, write_jsonl
 from tests.test_logps import assert_same_gradient
 
 MASKED_LAYOUTS = [name for name in LAYOUTS if name != "padded"]
-# The conftest model (4 heads over 2 KV heads, tied embeddings, SDPA); one with other heads and an untied
-# LM head; one with eager attention, which needs the mask additive.
+# The conftest model (4 heads over 2 KV heads, tied embeddings, SDPA: prefalign's segment attention), the same
+# reading the layout as a dense mask through transformers' SDPA; one with other heads and an untied LM head;
+# one with eager attention, which needs the mask additive.
 MODELS = {
     "tiny": {},
+    "tiny_dense_sdpa": {},
     "untied_8_heads": {"num_attention_heads": 8, "num_key_value_heads": 8, "tie_word_embeddings": False},
     "eager": {"attn_implementation": "eager"},
 }
+
+
+def scorer_for(model, model_name: str, **kwargs) -> SequenceScorer:
+    return SequenceScorer(model, segment_attention=model_name != "tiny_dense_sdpa", **kwargs)
 
 
 def random_examples(vocab: int, n: int, kind: str, seed: int = 0) -> list[dict]:
@@ -50,10 +59,10 @@ def random_examples(vocab: int, n: int, kind: str, seed: int = 0) -> list[dict]:
 DATA = {"paired": ("paired", False), "unpaired": ("unpaired", False), "unpaired_kl": ("unpaired", True)}
 
 
-def logps_and_grads(model, examples, layout: str, kl: bool, pad_id: int):
+def logps_and_grads(model, examples, layout: str, kl: bool, pad_id: int, model_name: str = "tiny", **layout_options):
     model.zero_grad()
-    batch = make_batch(examples, pad_id, layout, kl=kl)
-    out = sequence_logps(SequenceScorer(model, chunk_size=7), batch)
+    batch = make_batch(examples, pad_id, layout, kl=kl, **layout_options)
+    out = sequence_logps(scorer_for(model, model_name, chunk_size=7), batch)
     weights = torch.linspace(-1.0, 1.5, len(out.logps))  # every sequence's gradient counts, with its own sign
     (out.logps * weights).sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -67,8 +76,8 @@ def test_layout_gives_padded_logps_and_gradients(tokenizer, layout, data, model_
     kind, kl = DATA[data]
     model = make_tiny_model(tokenizer, **MODELS[model_name])
     examples = random_examples(len(tokenizer), 6, kind, seed=3)
-    expected, expected_grads = logps_and_grads(model, examples, "padded", kl, tokenizer.pad_token_id)
-    got, grads = logps_and_grads(model, examples, layout, kl, tokenizer.pad_token_id)
+    expected, expected_grads = logps_and_grads(model, examples, "padded", kl, tokenizer.pad_token_id, model_name)
+    got, grads = logps_and_grads(model, examples, layout, kl, tokenizer.pad_token_id, model_name)
 
     assert got.num_examples == expected.num_examples == 6
     assert got.lengths.tolist() == expected.lengths.tolist()
@@ -76,6 +85,54 @@ def test_layout_gives_padded_logps_and_gradients(tokenizer, layout, data, model_
     assert grads.keys() == expected_grads.keys()
     for name, grad in grads.items():
         assert_same_gradient(grad, expected_grads[name], name)
+
+
+@pytest.mark.parametrize("model_name", ["tiny", "tiny_dense_sdpa"])
+@pytest.mark.parametrize("data", ["paired", "unpaired_kl"])
+@pytest.mark.parametrize("layout", ["packed", "prefix_shared_packed"])
+def test_the_whole_batch_in_one_row(tokenizer, layout, data, model_name):
+    """ONE_ROW (the segment attention's default pack_length): every group of the batch in a single row."""
+    kind, kl = DATA[data]
+    model = make_tiny_model(tokenizer)
+    examples = random_examples(len(tokenizer), 6, kind, seed=8)
+    assert make_batch(examples, tokenizer.pad_token_id, layout, kl=kl, pack_length=ONE_ROW).input_ids.shape[0] == 1
+    expected, expected_grads = logps_and_grads(model, examples, "padded", kl, tokenizer.pad_token_id, model_name)
+    got, grads = logps_and_grads(model, examples, layout, kl, tokenizer.pad_token_id, model_name, pack_length=ONE_ROW)
+    torch.testing.assert_close(got.logps, expected.logps, rtol=1e-5, atol=1e-6)
+    for name, grad in grads.items():
+        assert_same_gradient(grad, expected_grads[name], name)
+
+
+def test_segment_attention_reads_the_segments(tokenizer):
+    """An SDPA model under a scorer runs prefalign's segment attention, and it is the batch's segments, not a mask,
+    that decide what each position sees: a later answer's block stripped of its prompt changes that answer only."""
+    model = make_tiny_model(tokenizer)
+    scorer = SequenceScorer(model)
+    assert attention_implementation(model) == SEGMENT_ATTENTION
+    examples = random_examples(len(tokenizer), 3, "paired", seed=9)
+    batch = make_batch(examples, tokenizer.pad_token_id, "prefix_shared_packed", pack_length=ONE_ROW)
+    (blocks,) = batch.segments.rows
+    cut = tuple(Block(b.start, b.end) if i == len(blocks) - 1 else b for i, b in enumerate(blocks))
+    changed = dataclasses.replace(batch, segments=Segments((cut,), batch.segments.width))
+    with torch.no_grad():
+        before, after = sequence_logps(scorer, batch), sequence_logps(scorer, changed)
+    assert torch.equal(after.logps[:-1], before.logps[:-1])  # the last block is the last pair's rejected answer
+    assert after.logps[-1] != before.logps[-1]
+
+
+def test_flex_attention_block_mask_gives_padded_logps(tokenizer):
+    """FlexAttention reads the segments as a BlockMask. torch has no FlexAttention backward on CPU, so this checks
+    the forward (a reference pass, evaluation); the block mask is the same for the backward on a GPU."""
+    model = make_tiny_model(tokenizer, attn_implementation="flex_attention")
+    twin = make_tiny_model(tokenizer)  # the same weights under SDPA, for the padded rows: one FlexAttention compile
+    examples = random_examples(len(tokenizer), 6, "paired", seed=3)
+    layout = resolve_layout("auto", model)
+    assert layout == "prefix_shared_packed" and resolve_pack_length(None, model) == ONE_ROW
+    with torch.no_grad():
+        expected = sequence_logps(SequenceScorer(twin), make_batch(examples, tokenizer.pad_token_id, "padded"))
+        batch = make_batch(examples, tokenizer.pad_token_id, layout, pack_length=ONE_ROW)
+        got = sequence_logps(SequenceScorer(model), batch)
+    torch.testing.assert_close(got.logps, expected.logps, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("layout", MASKED_LAYOUTS)
@@ -155,6 +212,8 @@ def test_prefix_shared_row_by_hand():
     ]
     assert batch.attention_mask.dtype == torch.bool and batch.attention_mask.shape == (1, 1, 5, 5)
     assert batch.attention_mask[0, 0].int().tolist() == expected_mask
+    # The same as the segment attention's blocks: prompt + chosen causally; rejected causally, with the prompt whole.
+    assert batch.segments.rows == ((Block(0, 3), Block(3, 5, prompt_start=0, prompt_end=2)),)
     # The prompt's last position (1) predicts both answers' first tokens.
     assert batch.score_index.tolist() == [1, 1, 3]
     assert batch.score_labels.tolist() == [21, 31, 32]
@@ -171,6 +230,7 @@ def test_packed_rows_by_hand():
     assert batch.input_ids.tolist() == [[11, 12, 13, 21, 22], [11, 12, 13, 31, 0]]
     assert batch.position_ids.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 0]]
     assert batch.attention_mask[1, 0, 4].int().tolist() == [0, 0, 0, 0, 1]
+    assert batch.segments.rows == ((Block(0, 5),), (Block(0, 4),))  # the padding position is in no block
     assert batch.num_tokens == 9
     wide = make_batch(examples, pad_id=0, layout="packed", pack_length=9)
     assert wide.input_ids.tolist() == [[11, 12, 13, 21, 22, 11, 12, 13, 31]]
@@ -178,18 +238,21 @@ def test_packed_rows_by_hand():
     mask = wide.attention_mask[0, 0]
     assert not mask[5:, :5].any() and not mask[:5, 5:].any()  # block-diagonal
     assert torch.equal(mask[5:, 5:], torch.ones(4, 4, dtype=torch.bool).tril())
+    assert wide.segments.rows == ((Block(0, 5), Block(5, 9)),)
     assert wide.score_index.tolist() == [2, 3, 7] and wide.end_index.tolist() == [4, 8]
 
 
+@pytest.mark.parametrize("model_name", ["tiny", "tiny_dense_sdpa"])
 @pytest.mark.parametrize("layout", MASKED_LAYOUTS)
-def test_a_sequence_never_sees_another(tokenizer, layout):
+def test_a_sequence_never_sees_another(tokenizer, layout, model_name):
     """Changing chosen answers leaves every rejected log-prob exactly as it was, whatever shares its row."""
     model = make_tiny_model(tokenizer)
+    scorer = scorer_for(model, model_name)
     examples = random_examples(len(tokenizer), 4, "paired", seed=7)
     changed = [{**ex, "chosen_ids": [(t * 7 + 5) % len(tokenizer) for t in ex["chosen_ids"]]} for ex in examples]
     with torch.no_grad():
-        before = sequence_logps(SequenceScorer(model), make_batch(examples, tokenizer.pad_token_id, layout))
-        after = sequence_logps(SequenceScorer(model), make_batch(changed, tokenizer.pad_token_id, layout))
+        before = sequence_logps(scorer, make_batch(examples, tokenizer.pad_token_id, layout, pack_length=ONE_ROW))
+        after = sequence_logps(scorer, make_batch(changed, tokenizer.pad_token_id, layout, pack_length=ONE_ROW))
     assert torch.equal(after.rejected_logps, before.rejected_logps)
     assert (after.chosen_logps != before.chosen_logps).all()
 
@@ -201,7 +264,7 @@ def test_auto_layout_and_incompatible_attention(tokenizer):
     model.config._attn_implementation = "flash_attention_2"  # takes padding masks only
     assert resolve_layout("auto", model) == "padded"
     assert resolve_layout("padded", model) == "padded"
-    with pytest.raises(ConfigError, match=r"data\.layout: prefix_shared needs a 4-D attention mask.*flash"):
+    with pytest.raises(ConfigError, match=r"data\.layout: prefix_shared needs an attention that applies its.*flash"):
         resolve_layout("prefix_shared", model)
     # A sliding window (Mistral, Gemma 2/3 local layers) is part of the mask transformers builds, not of ours.
     windowed = make_tiny_model(tokenizer)

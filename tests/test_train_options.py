@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import prefalign
-from prefalign.config import MethodConfig, ModelConfig
+from prefalign.config import ConfigError, MethodConfig, ModelConfig
 from prefalign.data.layout import padded
 from prefalign.logps import SequenceScorer
 from prefalign.model.load import apply_train_options, attach_lora
@@ -113,12 +113,12 @@ def test_compile_without_a_compiler_is_a_clear_error(tokenizer, monkeypatch):
 
 @pytest.mark.parametrize(
     ("attention", "layout"),
-    [(None, "prefix_shared_packed"), ("eager", "prefix_shared_packed"), ("flex_attention", "padded")],
+    [(None, "prefix_shared_packed"), ("eager", "prefix_shared_packed"), ("flex_attention", "prefix_shared_packed")],
 )
 def test_model_attention_reaches_the_model_and_the_layout(tiny_model_dir, attention, layout):
     """model.attention is transformers' attn_implementation for the policy (and a reference loaded from disk);
     data.layout auto gives a 4-D layout only to the attentions that apply a 4-D mask."""
-    from prefalign.data.layout import attention_implementation, resolve_layout
+    from prefalign.model.attention import attention_implementation, resolve_layout
     from prefalign.model.load import load_base, load_policy
 
     config = ModelConfig(path=str(tiny_model_dir), attention=attention, lora={"r": 4, "alpha": 8})
@@ -126,3 +126,10 @@ def test_model_attention_reaches_the_model_and_the_layout(tiny_model_dir, attent
     expected = attention or "sdpa"  # transformers' default for Llama
     assert attention_implementation(policy) == attention_implementation(reference) == expected
     assert resolve_layout("auto", policy) == layout
+
+
+def test_flex_attention_cannot_train_on_cpu(tiny_model_dir, toy_data, tmp_path):
+    config = tiny_config(tiny_model_dir, toy_data, tmp_path / "run", model={"attention": "flex_attention"})
+    with pytest.raises(ConfigError, match="flex_attention cannot train on CPU"):
+        prefalign.train(config, quiet=True)
+

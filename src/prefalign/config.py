@@ -73,7 +73,9 @@ class ModelConfig(_Section):
         None,
         description="transformers' attn_implementation: sdpa, eager, flash_attention_2, flash_attention_3, "
         "flex_attention, or a hub kernel; null takes transformers' default (sdpa where the model has it). "
-        "The 4-D layouts need sdpa or eager; data.layout auto falls back to padded on the others.",
+        "With sdpa prefalign runs the masked layouts' attention block by block (no masked score computed); "
+        "flex_attention gets them as block masks (GPU only: no backward on CPU); eager as a dense mask; "
+        "data.layout auto falls back to padded on the others.",
     )
 
 
@@ -166,14 +168,15 @@ class DataConfig(_Section):
         description="How a batch's sequences are laid out in rows (the log-probs are the same in every layout): "
         "padded (a row per sequence), packed (sequences packed into rows under a block-diagonal mask), "
         "prefix_shared (a pair's prompt once, then both answers), prefix_shared_packed (those packed); "
-        "auto: prefix_shared_packed where the model's attention takes a 4-D mask (sdpa, eager: each prompt "
-        "once, no padding), else padded.",
+        "auto: prefix_shared_packed where the model's attention applies a layout (sdpa, flex_attention, eager: "
+        "each prompt once, no padding), else padded (flash-attention, sliding-window layers).",
     )
     pack_length: int | None = Field(
         None,
         gt=0,
-        description="Tokens per row of the packed layouts; null: the batch's longest sequence (or prompt-sharing "
-        "group). A longer one gets a row of its own.",
+        description="Tokens per row of the packed layouts; null: the whole batch in one row where the attention "
+        "computes no masked score (sdpa: prefalign's segment attention; flex_attention), else the batch's longest "
+        "sequence (or prompt-sharing group). A longer one gets a row of its own.",
     )
 
     @field_validator("layout")
@@ -412,7 +415,8 @@ class TrainConfig(_Section):
     compile: bool = Field(
         False,
         description="torch.compile the model's backbone (the decoder layers); the first steps and every new "
-        "batch shape pay a compile, later steps run faster. Needs a C++ compiler on CPU.",
+        "batch shape pay a compile, later steps run faster. The masked layouts then reach the model as a dense "
+        "mask (the segment attention's blocks change with every batch). Needs a C++ compiler on CPU.",
     )
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prefalign.data.layout import Batch
+from prefalign.data.layout import Batch, Segments
 from prefalign.logps import SequenceScorer, _unwrap
 
 
@@ -55,8 +55,14 @@ class RewardScorer(SequenceScorer):
     pass the causal LM's output layer (`model.load.load_output_embeddings`), kept frozen here.
     """
 
-    def __init__(self, model: nn.Module, chunk_size: int | None = None, lm_head: nn.Module | None = None):
-        super().__init__(model, chunk_size)
+    def __init__(
+        self,
+        model: nn.Module,
+        chunk_size: int | None = None,
+        lm_head: nn.Module | None = None,
+        segment_attention: bool = True,
+    ):
+        super().__init__(model, chunk_size, segment_attention)
         self.untied_lm_head = lm_head
         if lm_head is not None:
             lm_head.requires_grad_(False)
@@ -68,26 +74,36 @@ class RewardScorer(SequenceScorer):
             raise ValueError(f"{type(base).__name__} has no `score` head: load it as a sequence-classification model")
         return base.score  # under PEFT, the trainable copy (modules_to_save) is what this wrapper calls
 
+    def _tied_weight(self) -> torch.Tensor:
+        if not ties_lm_head(self.model):
+            raise ValueError("lm_coef: this model's LM head is not tied to its embeddings; pass lm_head")
+        return self.backbone.get_input_embeddings().weight
+
     @property
     def lm_head(self) -> Callable[[torch.Tensor], torch.Tensor]:
         if self.untied_lm_head is not None:
             return self.untied_lm_head
-        if not ties_lm_head(self.model):
-            raise ValueError("lm_coef: this model's LM head is not tied to its embeddings; pass lm_head")
-        weight = self.backbone.get_input_embeddings().weight
+        weight = self._tied_weight()
         return lambda hidden: F.linear(hidden, weight)
+
+    def head_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        if self.untied_lm_head is None:
+            return self._tied_weight(), None
+        head = self.untied_lm_head
+        return (head.weight, head.bias) if type(head) is nn.Linear else None
 
     def forward(
         self,
         input_ids: torch.Tensor,
         position_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        token_mask: torch.Tensor,
+        segments: Segments | None,
         end_index: torch.Tensor,
         score_index: torch.Tensor | None = None,
         score_labels: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The reward of each sequence [N]; with `score_index`, also the log-prob of each scored token [S]."""
-        hidden = self.hidden_states(input_ids, position_ids, attention_mask)
+        hidden = self.hidden_states(input_ids, position_ids, token_mask, segments)
         rewards = self.head(hidden.index_select(0, end_index)).squeeze(-1).float()
         if score_index is None:
             return rewards
@@ -98,7 +114,9 @@ def sequence_rewards(scorer: nn.Module, batch: Batch, with_chosen_logps: bool = 
     """The reward of every sequence of a paired `batch`; with `with_chosen_logps`, the chosen answers' log-probs."""
     if batch.end_index is None:
         raise ValueError("this batch layout gives no end_index: a reward model needs each sequence's last token")
-    inputs = dict(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=batch.attention_mask)
+    inputs = dict(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, token_mask=batch.token_mask, segments=batch.segments
+    )
     b = batch.num_pairs
     if not with_chosen_logps:
         return SequenceRewards(scorer(**inputs, end_index=batch.end_index), b)

@@ -15,13 +15,13 @@ from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
-from prefalign.data.layout import resolve_layout
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import evaluate_pairs, generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.logps import SequenceScorer
+from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
     apply_train_options,
     load_base,
@@ -100,16 +100,19 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
 def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, SequenceScorer]:
     """The model to train, and the scorer that runs it: a policy's log-probs, or a reward model's rewards."""
     options = {"gradient_checkpointing": config.train.gradient_checkpointing, "compile": config.train.compile}
+    # A compiled model gets the masked layouts as a dense mask: the segment attention's block list changes with
+    # every batch, and each new one would recompile.
+    segments = not config.train.compile
     if config.method.kind == "policy":
         policy = load_policy(config.model).to(device)
         apply_train_options(policy, **options)
-        return policy, SequenceScorer(policy)
+        return policy, SequenceScorer(policy, segment_attention=segments)
     model = load_reward_model(config.model, use_reward_pad_token(tokenizer)).to(device)
     apply_train_options(model, **options)
     lm_head = None
     if config.method.lm_coef > 0 and not ties_lm_head(model):
         lm_head = load_output_embeddings(config.model).to(device)
-    return model, RewardScorer(model, lm_head=lm_head)
+    return model, RewardScorer(model, lm_head=lm_head, segment_attention=segments)
 
 
 def train(
@@ -134,6 +137,11 @@ def train(
     # a sweep, the tests) another precision; reset the per-run part and keep the process group.
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
+    if config.model.attention == "flex_attention" and accelerator.device.type == "cpu":
+        raise ConfigError(
+            "model.attention: flex_attention cannot train on CPU: torch has no FlexAttention backward there; use sdpa "
+            "(the default: prefalign's segment attention skips the same masked blocks)"
+        )
     is_main = accelerator.is_main_process
     run_dir = prepare_run_dir(config) if is_main else Path(config.output.dir)
     accelerator.wait_for_everyone()
@@ -155,8 +163,8 @@ def train(
         if reference_model is None:  # a frozen copy of the starting policy
             reference_model = load_policy(config.model.model_copy(update={"lora": None}))
         reference_model.to(accelerator.device)
-    objective.layout = resolve_layout(config.data.layout, policy)
-    objective.pack_length = config.data.pack_length
+    objective.layout = resolve_layout(config.data.layout, scorer.model)
+    objective.pack_length = resolve_pack_length(config.data.pack_length, scorer.model)
     pad_id = tokenizer.pad_token_id
     if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
         splits = {"train": data.train, "eval": data.eval}

@@ -9,9 +9,9 @@ Layouts (`LAYOUTS`), all scoring the same sequences in that numbering:
 
 - padded: one right-padded row per sequence, a [R, T] padding mask. The reference layout; any attention
   implementation takes it.
-- packed: several sequences per row, up to a token budget (`pack_length`, else the longest sequence), with
-  a [R, 1, T, T] boolean mask (True = attend) that is block-diagonal causal, and `position_ids` that restart
-  at 0 for each sequence, so each token sees exactly what it sees in its own padded row.
+- packed: several sequences per row, up to a token budget (`pack_length`, else the longest sequence),
+  attending block-diagonally causal, with `position_ids` that restart at 0 for each sequence, so each token
+  sees exactly what it sees in its own padded row.
 - prefix_shared: the sequences of a batch that have the same prompt (a pair's chosen and rejected answers;
   an unpaired example's completion and its KL completion) share one copy of it: `prompt | answer 1 |
   answer 2 ...` in one row. An answer's tokens attend to the prompt and causally to themselves, never to
@@ -19,38 +19,95 @@ Layouts (`LAYOUTS`), all scoring the same sequences in that numbering:
   the first token of every answer.
 - prefix_shared_packed: those prompt-sharing groups packed several to a row.
 
-4-D masks need an attention implementation that applies an arbitrary mask: SDPA and eager
-(`supports_4d_mask`); transformers passes a 4-D mask to the attention as it is, with the explicit
-`position_ids`. SDPA reads a boolean mask; eager adds the mask to the scores, so `model_attention_mask`
-turns it into an additive one there.
+The masked layouts describe their attention as `Segments`: per row, the blocks of positions that attend
+causally to themselves and fully to the prompt before them (`Batch.attention_mask` is the same as a
+[R, 1, T, T] boolean mask, True = attend). `model/attention.py` gives it to the model's attention in the
+form that attention reads: per-block SDPA calls that compute no masked score, a FlexAttention block mask,
+or the dense mask.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
-from prefalign.config import ConfigError
+
+@dataclass(frozen=True)
+class Block:
+    """Positions [start, end) of a row that attend causally to themselves and fully to the prompt
+    [prompt_start, prompt_end) earlier in the row: a group's prompt with its first answer (no separate prompt),
+    or a later answer of the group and the group's prompt. Every query of a block sees exactly the keys of
+    its own sequence."""
+
+    start: int
+    end: int
+    prompt_start: int = 0
+    prompt_end: int = 0
+
+
+@dataclass(frozen=True)
+class Segments:
+    """The attention of a masked layout's rows: per row, its blocks in position order, tiling the row from 0;
+    the positions after the last block are padding, which attends to itself only."""
+
+    rows: tuple[tuple[Block, ...], ...]
+    width: int
+    _masks: dict = field(default_factory=dict, compare=False, repr=False)  # dense masks built, per device
+
+    def __post_init__(self):
+        for r, blocks in enumerate(self.rows):
+            position = 0
+            for block in blocks:
+                if block.start != position or block.end <= block.start or block.prompt_end > block.start:
+                    raise ValueError(f"row {r}: blocks must tile the row in order, each after its prompt: {blocks}")
+                position = block.end
+            if position > self.width:
+                raise ValueError(f"row {r}: blocks end at {position}, past the row width {self.width}")
+
+    def bounds(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per position [R, T]: where its block starts, and its prompt's [start, end); a position t sees the keys
+        k with block_start <= k <= t or prompt_start <= k < prompt_end (padding: its own block of one)."""
+        shape = (len(self.rows), self.width)
+        block_start = torch.arange(self.width).expand(shape).clone()
+        prompt_start = torch.zeros(shape, dtype=torch.long)
+        prompt_end = torch.zeros(shape, dtype=torch.long)
+        for r, blocks in enumerate(self.rows):
+            for b in blocks:
+                block_start[r, b.start : b.end] = b.start
+                prompt_start[r, b.start : b.end] = b.prompt_start
+                prompt_end[r, b.start : b.end] = b.prompt_end
+        return block_start.to(device), prompt_start.to(device), prompt_end.to(device)
+
+    def dense_mask(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The [R, 1, T, T] boolean mask (True = attend) of the blocks."""
+        key = str(device)
+        if key not in self._masks:
+            block_start, prompt_start, prompt_end = (b[:, :, None] for b in self.bounds(device))
+            keys = torch.arange(self.width, device=device)
+            queries = keys[:, None]
+            mask = ((keys >= block_start) & (keys <= queries)) | ((keys >= prompt_start) & (keys < prompt_end))
+            self._masks[key] = mask[:, None]
+        return self._masks[key]
 
 
 @dataclass
 class Batch:
     input_ids: torch.Tensor  # [R, T]
     position_ids: torch.Tensor  # [R, T]
-    attention_mask: torch.Tensor  # [R, T] padding mask (1 = real token), or [R, 1, T, T] bool (True = attend)
+    # [R, T] 1 at real (non-padding) positions; in the padded layout also the attention's padding mask.
+    token_mask: torch.Tensor
     score_index: torch.Tensor  # [S] flat index row*T + t of each position that predicts a scored token
     score_labels: torch.Tensor  # [S] the token predicted there
     score_seq: torch.Tensor  # [S] which sequence the scored token belongs to (its tokens in order)
     num_pairs: int  # B, examples in the batch (pairs, or unpaired examples)
     num_sequences: int  # 2B paired; B or 2B unpaired
+    segments: Segments | None = None  # the masked layouts' attention; None: padded rows, causal under token_mask
     labels: torch.Tensor | None = None  # [B] bool, unpaired: desirable completion
     margin: torch.Tensor | None = None  # [B] float, the data's margin column where it has one
     # [N] flat index of each sequence's last token (the EOS ending its answer): where a reward model reads its value.
     # Not the last of score_index: that position *predicts* the last token and has not seen it.
     end_index: torch.Tensor | None = None
-    # [R, T] 1 at real (non-padding) positions, for layouts whose attention_mask is 4-D.
-    token_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -60,14 +117,20 @@ class Batch:
         return Batch(**moved)
 
     @property
+    def attention_mask(self) -> torch.Tensor:
+        """The attention as one tensor: the [R, T] padding mask, or the masked layouts' [R, 1, T, T] boolean mask."""
+        if self.segments is None:
+            return self.token_mask
+        return self.segments.dense_mask(self.input_ids.device)
+
+    @property
     def num_scored_tokens(self) -> int:
         return int(self.score_labels.numel())
 
     @property
     def num_tokens(self) -> int:
         """Real (non-padding) positions the model runs: a prompt shared by several answers counts once."""
-        mask = self.token_mask if self.token_mask is not None else self.attention_mask
-        return int(mask.sum())
+        return int(self.token_mask.sum())
 
 
 def sequences_of(examples: list[dict], kl: bool = False) -> list[tuple[list[int], list[int]]]:
@@ -112,7 +175,7 @@ def padded(examples: list[dict], pad_id: int, kl: bool = False) -> Batch:
     return Batch(
         input_ids=input_ids,
         position_ids=position_ids,
-        attention_mask=attention_mask,
+        token_mask=attention_mask,
         score_index=torch.tensor(score_index, dtype=torch.long),
         score_labels=torch.tensor(score_labels, dtype=torch.long),
         score_seq=torch.tensor(score_seq, dtype=torch.long),
@@ -145,9 +208,15 @@ def _groups(sequences: list[tuple[list[int], list[int]]], share_prompts: bool) -
     return list(groups.values())
 
 
-def _pack(groups: list[_Group], budget: int) -> list[list[_Group]]:
-    """Rows of groups, each row at most `budget` tokens (a longer group gets a row of its own): first-fit
-    decreasing, stable for equal lengths, so the same batch always packs the same way."""
+# data.pack_length for one row per batch: where the attention computes no masked score (segments, FlexAttention),
+# a wider row costs nothing, and a single row has no padding at all.
+ONE_ROW = 2**62
+
+
+def _pack(groups: list[_Group], budget: int | None) -> list[list[_Group]]:
+    """Rows of groups, each row at most `budget` tokens (None: the longest group's; a longer group gets a row of
+    its own): first-fit decreasing, stable for equal lengths, so the same batch always packs the same way."""
+    budget = budget or max(len(group) for group in groups)
     rows: list[list[_Group]] = []
     free: list[int] = []
     for group in sorted(groups, key=len, reverse=True):
@@ -164,61 +233,57 @@ def _pack(groups: list[_Group], budget: int) -> list[list[_Group]]:
 def _masked_layout(
     examples: list[dict], pad_id: int, kl: bool, *, share_prompts: bool, pack: bool, pack_length: int | None
 ) -> Batch:
-    """Rows of prompt-sharing groups (or single sequences) under a 4-D block mask; see the module docstring."""
+    """Rows of prompt-sharing groups (or single sequences) and their attention blocks; see the module docstring."""
     sequences = sequences_of(examples, kl)
     groups = _groups(sequences, share_prompts)
-    longest = max(len(group) for group in groups)
-    rows = _pack(groups, pack_length or longest) if pack else [[group] for group in groups]
+    rows = _pack(groups, pack_length) if pack else [[group] for group in groups]
     width = max(sum(len(group) for group in row) for row in rows)
     shape = (len(rows), width)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)
-    # Which group (block) and which branch of it (0: the prompt, k: the k-th answer) each position holds.
-    block = torch.full(shape, -1, dtype=torch.long)
-    branch = torch.zeros(shape, dtype=torch.long)
+    token_mask = torch.zeros(shape, dtype=torch.long)
+    blocks: list[tuple[Block, ...]] = []
     score_index = [[] for _ in sequences]
     score_labels = [[] for _ in sequences]
     end_index = [0] * len(sequences)
     for r, row in enumerate(rows):
         t = 0
-        for g, group in enumerate(row):
+        row_blocks = []
+        for group in row:
             n = len(group.prompt)
             input_ids[r, t : t + n] = torch.tensor(group.prompt)
             position_ids[r, t : t + n] = torch.arange(n)
-            block[r, t : t + n] = g
-            last_prompt = r * width + t + n - 1
+            prompt_start, last_prompt = t, r * width + t + n - 1
             t += n
-            for k, (seq, answer) in enumerate(group.answers, start=1):
+            for k, (seq, answer) in enumerate(group.answers):
                 m = len(answer)
                 input_ids[r, t : t + m] = torch.tensor(answer)
                 # Positions continue from the end of the prompt, so RoPE sees the offsets of the answer's own sequence.
                 position_ids[r, t : t + m] = torch.arange(n, n + m)
-                block[r, t : t + m] = g
-                branch[r, t : t + m] = k
+                # The first answer runs on from its prompt (one causal block); a later one sees the prompt whole and
+                # itself causally, never an earlier answer.
+                if k == 0:
+                    row_blocks.append(Block(prompt_start, t + m))
+                elif m:
+                    row_blocks.append(Block(t, t + m, prompt_start, prompt_start + n))
                 # Token j of the answer is predicted at the position before it: the prompt's last for j = 0.
                 score_index[seq] = [r * width + t + j - 1 if j else last_prompt for j in range(m)]
                 score_labels[seq] = answer
                 end_index[seq] = r * width + t + m - 1 if m else last_prompt
                 t += m
-    token_mask = block >= 0
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    same_block = (block[:, :, None] == block[:, None, :]) & token_mask[:, :, None]
-    # A key in the prompt is visible to the whole group; a key in an answer only to that answer's later tokens.
-    visible_branch = (branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :])
-    attention_mask = same_block & visible_branch & causal
-    # Padding attends to itself only: a query that sees nothing gives NaN in SDPA (and in its backward).
-    attention_mask |= torch.eye(width, dtype=torch.bool)
+        token_mask[r, :t] = 1
+        blocks.append(tuple(row_blocks))
     return Batch(
         input_ids=input_ids,
         position_ids=position_ids,
-        attention_mask=attention_mask[:, None],
+        token_mask=token_mask,
+        segments=Segments(tuple(blocks), width),
         score_index=torch.tensor([i for seq in score_index for i in seq], dtype=torch.long),
         score_labels=torch.tensor([y for seq in score_labels for y in seq], dtype=torch.long),
         score_seq=torch.tensor([s for s, seq in enumerate(score_labels) for _ in seq], dtype=torch.long),
         num_pairs=len(examples),
         num_sequences=len(sequences),
         end_index=torch.tensor(end_index, dtype=torch.long),
-        token_mask=token_mask.long(),
         **_example_columns(examples),
     )
 
@@ -249,68 +314,6 @@ LAYOUTS = {
     "prefix_shared_packed": prefix_shared_packed,
 }
 LAYOUT_NAMES = ("auto", *LAYOUTS)  # what data.layout accepts
-
-# Attention implementations that apply an arbitrary [R, 1, T, T] mask given as a tensor. flash-attention
-# takes only padding masks (varlen), flex_attention a BlockMask.
-_MASKED_ATTENTION = ("sdpa", "eager")
-
-
-def attention_implementation(model) -> str:
-    """The attention implementation a (possibly PEFT-wrapped) transformers model runs."""
-    get_base = getattr(model, "get_base_model", None)
-    base = get_base() if callable(get_base) else model
-    return str(getattr(base.config, "_attn_implementation", None) or "eager")
-
-
-def _sliding_window(model) -> bool:
-    """Whether some layer attends through a sliding window, which a 4-D mask given as it is would not apply."""
-    get_base = getattr(model, "get_base_model", None)
-    config = (get_base() if callable(get_base) else model).config.get_text_config()
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types is not None:
-        return any("sliding" in kind for kind in layer_types)
-    return getattr(config, "sliding_window", None) is not None and getattr(config, "use_sliding_window", True)
-
-
-def supports_4d_mask(model) -> bool:
-    """Whether the model's attention applies a [R, 1, T, T] mask exactly as padded rows would be attended."""
-    return attention_implementation(model) in _MASKED_ATTENTION and not _sliding_window(model)
-
-
-def resolve_layout(layout: str, model) -> str:
-    """`data.layout` for `model`: auto is prefix_shared_packed where the attention takes a 4-D mask, else padded
-    (flash-attention, flex attention, sliding-window layers).
-
-    prefix_shared_packed runs each prompt once and no padding: on SmolLM2-135M with SDPA on CPU, 45% fewer
-    positions than padded for the same pairs (a timing on a loaded machine agreed, too noisy to quote;
-    benchmarks/speed.py measures it). An explicit 4-D layout on an attention that cannot take it is an error.
-    """
-    if layout not in LAYOUT_NAMES:
-        raise ConfigError(f"data.layout: unknown layout {layout!r}; known: {', '.join(LAYOUT_NAMES)}")
-    if layout == "auto":
-        return "prefix_shared_packed" if supports_4d_mask(model) else "padded"
-    if layout != "padded" and not supports_4d_mask(model):
-        why = (
-            "it attends through a sliding window, which transformers does not apply to a given 4-D mask"
-            if _sliding_window(model)
-            else f"its attention implementation {attention_implementation(model)!r} does not take one "
-            f"({' and '.join(_MASKED_ATTENTION)} do)"
-        )
-        raise ConfigError(
-            f"data.layout: {layout} needs a 4-D attention mask, and this model cannot use one: {why}; "
-            "use data.layout: padded (or auto)"
-        )
-    return layout
-
-
-def model_attention_mask(attention_mask: torch.Tensor, model, dtype: torch.dtype) -> torch.Tensor:
-    """The mask as the model's attention reads it: a 4-D boolean mask becomes additive (0 / min) for eager,
-    which adds the mask to the scores; SDPA takes the boolean mask (True = attend) as it is."""
-    if attention_mask.dim() != 4 or attention_mask.dtype != torch.bool or attention_implementation(model) != "eager":
-        return attention_mask
-    return torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device).masked_fill(
-        ~attention_mask, torch.finfo(dtype).min
-    )
 
 
 def make_batch(
