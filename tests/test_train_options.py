@@ -133,3 +133,40 @@ def test_flex_attention_cannot_train_on_cpu(tiny_model_dir, toy_data, tmp_path):
     with pytest.raises(ConfigError, match="flex_attention cannot train on CPU"):
         prefalign.train(config, quiet=True)
 
+
+@pytest.mark.parametrize(
+    ("requested", "slowdown", "expected", "note"),
+    [
+        ("auto", 300.0, "no", "auto: float32, because this CPU multiplies bf16 matrices 300× slower"),
+        ("auto", 0.4, "bf16", None),
+        ("bf16", 300.0, "bf16", "much slower than with auto or no"),
+        ("no", 300.0, "no", None),
+        ("fp16", 0.4, "fp16", None),
+    ],
+)
+def test_mixed_precision_auto_on_cpu(monkeypatch, requested, slowdown, expected, note):
+    """auto takes bf16 only where the CPU multiplies it fast; an explicit bf16 on a slow one is kept, with a warning."""
+    from prefalign.training import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_slowdown", lambda: slowdown)
+    got, message = precision.resolve_precision(requested, torch.device("cpu"))
+    assert got == expected
+    assert (message is None) if note is None else (note in message)
+
+
+def test_bf16_slowdown_is_measured_on_this_cpu():
+    from prefalign.training.precision import cpu_bf16_slowdown
+
+    assert cpu_bf16_slowdown() > 0
+
+
+def test_a_run_records_what_auto_chose(tiny_model_dir, toy_data, tmp_path):
+    import yaml
+
+    from prefalign.training.precision import resolve_precision
+
+    run_dir = tmp_path / "run"
+    prefalign.train(tiny_config(tiny_model_dir, toy_data, run_dir, train={"max_steps": 1, "mixed_precision": "auto"}),
+                    quiet=True)  # fmt: skip
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["mixed_precision"]
+    assert recorded == resolve_precision("auto", torch.device("cpu"))[0] and recorded in ("no", "bf16")

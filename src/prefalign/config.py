@@ -406,7 +406,12 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(2, gt=0, description="How many of the newest checkpoints to keep.")
     log_every: int = Field(1, gt=0, description="Log train metrics every N steps.")
     eval_batch_size: int | None = Field(None, gt=0, description="Examples per eval batch (default batch_size).")
-    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Autocast precision.")
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = Field(
+        "no",
+        description="Autocast precision. auto: bf16 on a GPU that has it (else fp16) and on a CPU with native bf16, "
+        "float32 on CPUs without it (there bf16 matrix products run hundreds of times slower); the run's "
+        "config.yaml records what auto chose.",
+    )
     gradient_checkpointing: bool = Field(
         False,
         description="Recompute each decoder layer's activations in backward instead of storing them: less "

@@ -37,6 +37,7 @@ from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
 from prefalign.rewards import RewardScorer, ties_lm_head
 from prefalign.training.loop import fit
+from prefalign.training.precision import resolve_precision
 
 RUN_MARKER = ".prefalign-run"
 
@@ -122,7 +123,7 @@ def train(
     import datasets
     import transformers
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState, PartialState
 
     started = time.perf_counter()
     config = load_config(config, overrides)
@@ -136,7 +137,11 @@ def train(
     # accelerate keeps one process-wide state and refuses a second run in the same Python process (a notebook,
     # a sweep, the tests) another precision; reset the per-run part and keep the process group.
     AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
+    precision, note = resolve_precision(config.train.mixed_precision, PartialState().device)
+    config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
+    accelerator = Accelerator(mixed_precision=precision)
+    if note and accelerator.is_main_process:
+        console.print(f"[yellow]{note}[/yellow]")
     if config.model.attention == "flex_attention" and accelerator.device.type == "cpu":
         raise ConfigError(
             "model.attention: flex_attention cannot train on CPU: torch has no FlexAttention backward there; use sdpa "
