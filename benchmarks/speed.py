@@ -14,11 +14,15 @@ resident memory (VmHWM) is the engine's own:
   (reference.mode adapter / model: auto would precompute a run that covers its data); layout on its default;
 - prefalign-cached: `reference.mode: precomputed`, run twice on a fresh cache, each in its own process: the
   first scores the data with the reference and caches it, the second (measured) reuses it with no reference
-  model loaded.
+  model loaded;
+- trl-cached: TRL's own `precompute_ref_log_probs`, run the same way (TRL caches the reference log-probs beside
+  the dataset's cache files, so its second run reuses them too): the like-for-like row for prefalign-cached.
 
 Both engines get the same float32 weights, the same generated pairs (TRL's conversational format, which
 prefalign reads as it is), batch size, learning rate (constant, no warm-up), AdamW, gradient clipping at 1,
 max_length with nothing truncated, precision (autocast) and gradient checkpointing (non-reentrant) setting.
+--precision auto (the default) is bf16 autocast where the machine computes bf16 fast and float32 elsewhere
+(prefalign's own train.mixed_precision auto rule, applied to both engines).
 
 Data shapes, lengths varying row to row (seeded): prompt_heavy (a multi-turn chat whose prompt is ~4× each
 answer), balanced (prompt ≈ answer), answer_heavy (answers ~4× the prompt).
@@ -57,7 +61,8 @@ SHAPES = {  # share of (prompt, each answer) in a prompt + answer sequence; mult
     "balanced": (0.5, 0.5, False),
     "answer_heavy": (0.2, 0.8, False),
 }
-ENGINES = ("trl", "prefalign", "prefalign-cached")
+ENGINES = ("trl", "prefalign", "prefalign-cached", "trl-cached")
+CACHED = ("prefalign-cached", "trl-cached")  # a fill run first scores the data with the reference; the next reuses it
 LR = {"lora": 5e-4, "full": 1e-5}  # prefalign's recipe learning rates, for both engines
 LORA = {"r": 16, "alpha": 32.0}  # prefalign's default adapter shape, all linear layers
 TEXT = (  # the words generated pairs are made of: most are one token with a leading space
@@ -145,6 +150,27 @@ def tiny_model(out: Path) -> str:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def machine() -> str:
+    """The CPU (model, cores, whether it has native bf16) and the GPU if any, as one line for the table's header."""
+    import torch
+
+    cpu, flags = "unknown CPU", set()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and cpu == "unknown CPU":
+                cpu = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    bf16 = "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no native bf16"
+    line = f"machine: {cpu}, {os.cpu_count()} cores, {isa}, {bf16}, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        line += f", GPU {torch.cuda.get_device_name()}"
+    return line
 
 
 def matmul_peak(dtype_name: str, size: int = 2048, repeat: int = 5) -> float:
@@ -300,6 +326,7 @@ def run_trl(spec: dict) -> dict:
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=gc,  # TRL turns it on by default: set either way
         gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
+        precompute_ref_log_probs=spec["engine"] == "trl-cached",
         seed=spec["seed"],
         report_to="none",
         save_strategy="no",
@@ -365,7 +392,9 @@ def worker(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     if spec["engine"] == "prefalign-cached":
         os.environ["PREFALIGN_CACHE"] = spec["cache_dir"]  # a fresh cache: the first run really fills it
-    result = run_trl(spec) if spec["engine"] == "trl" else run_prefalign(spec)
+    if spec["engine"] == "trl-cached":
+        os.environ["HF_DATASETS_CACHE"] = spec["cache_dir"]  # where TRL keeps its reference log-probs
+    result = run_trl(spec) if spec["engine"].startswith("trl") else run_prefalign(spec)
     result["peak_rss_mib"] = peak_rss_mib()
     Path(spec["result"]).write_text(json.dumps(result))
 
@@ -393,7 +422,7 @@ def run_engine(spec: dict, work: Path) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 def useful_flops_per_token(case: str, engine: str, parameters: int) -> int:
     policy = 6 if case == "full" else 4
-    reference = 0 if engine == "prefalign-cached" else 2
+    reference = 0 if engine in CACHED else 2
     return (policy + reference) * parameters
 
 
@@ -446,7 +475,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=2, help="steps run first and not measured")
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per step (both engines)")
     parser.add_argument("--max-length", type=int, default=1024, help="longest prompt + answer, in tokens")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16", help="autocast (both engines)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="autocast, both "
+                        "engines; auto: bf16 where this machine computes it fast, else fp32")  # fmt: skip
     parser.add_argument("--gradient-checkpointing", action="store_true", help="on in both engines (default off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", default="auto", help="prefalign's data.layout (default auto: prefix_shared_packed "
@@ -480,14 +510,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     model = tiny_model(out) if args.model == "tiny" else resolve_path(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
+    if args.precision == "auto":
+        import torch
+
+        from prefalign.training.precision import resolve_precision
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        args.precision = "bf16" if resolve_precision("auto", device)[0] == "bf16" else "fp32"
+    peaks = {"fp32": matmul_peak("float32")}
+    # Without native bf16 a 2048² bf16 matmul takes a minute: a smaller one shows the rate as well.
+    peaks["bf16"] = matmul_peak("bfloat16") if args.precision == "bf16" else matmul_peak("bfloat16", 512, 1)
     peak = peaks[args.precision]
+    print(machine(), flush=True)
     print(
         f"model {args.model}; batch {args.batch_size} pairs, max_length {args.max_length}, precision "
         f"{args.precision}, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, prefalign "
         f"layout {args.layout}; "
         f"{args.warmup} warm-up + {args.steps} measured steps (medians); matmul peak: float32 "
-        f"{peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s",
+        f"{peaks['fp32'] / 1e9:.3g} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.3g} GFLOP/s",
         flush=True,
     )
     rows: list[dict] = []
@@ -514,17 +554,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
                         "max_length": args.max_length, "precision": args.precision, "seed": args.seed,
                         "gradient_checkpointing": args.gradient_checkpointing, "layout": args.layout,
-                        "cache_dir": str(work / f"cache-{case}-{shape}"),
+                        "cache_dir": str(work / f"cache-{engine}-{case}-{shape}"),
                         "profile": str(out / f"profile-{engine}-{case}-{shape}.txt") if args.profile else None,
                     }  # fmt: skip
-                    if engine == "prefalign-cached":
+                    if engine == "prefalign-cached":  # the losses that keep a live reference (kto) refuse it
                         try:
                             prefalign.load_config(prefalign_config({**spec, "run_dir": str(work / "check")}))
                         except ConfigError as exc:
                             print(f"skip {engine} {case} {shape}: reference.mode precomputed rejected: {exc}")
                             continue
                     fill_seconds = None
-                    if engine == "prefalign-cached":  # a first run fills the cache; the second, measured, reuses it
+                    if engine in CACHED:  # a first run fills the cache; the second, measured, reuses it
                         fill_seconds = run_engine({**spec, "fill": True, "profile": None}, work)["run_seconds"]
                     result = run_engine(spec, work)
                     row = {**summarise(result, spec, peak), "fill_seconds": fill_seconds}

@@ -39,15 +39,15 @@ def test_one_measured_step_of_each_engine_gives_a_table_with_ratios(tmp_path, ca
     argv = ["--model", "tiny", "--max-length", "256", "--steps", "1", "--warmup", "1", "--precision", "fp32"]
     rows = speed.main([*argv, "--cases", "lora", "--shapes", "balanced", "--profile", "--out", str(tmp_path)])
 
-    assert [r["engine"] for r in rows] == ["trl", "prefalign", "prefalign-cached"]
+    assert [r["engine"] for r in rows] == ["trl", "prefalign", "prefalign-cached", "trl-cached"]
     for row in rows:
         assert row["pairs_per_s"] > 0 and row["scored_tokens_per_s"] > 0 and row["peak_rss_mib"] > 0
         assert row["timed_steps"] == 1 and 0 < row["mfu"] < 1
         # The same pairs: TRL also scores the newline its template prints after each end-of-turn (1 per answer).
         assert 0 <= rows[0]["scored_per_pair"] - row["scored_per_pair"] <= 2
         assert (tmp_path / f"profile-{row['engine']}-lora-balanced.txt").read_text().count("\n") > 10
-    assert rows[2]["fill_seconds"] > 0  # the cached engine's first run filled the cache
+    assert rows[2]["fill_seconds"] > 0 and rows[3]["fill_seconds"] > 0  # the cached engines' first runs filled caches
     printed = capsys.readouterr().out
-    assert "×TRL pairs/s" in printed and printed.count("×") >= 5
+    assert "×TRL pairs/s" in printed and printed.count("×") >= 7 and "machine: " in printed
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows)) and saved["peaks"]["fp32"] > 0
