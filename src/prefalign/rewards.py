@@ -89,8 +89,7 @@ class RewardScorer(SequenceScorer):
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         if self.untied_lm_head is None:
             return self._tied_weight(), None
-        head = self.untied_lm_head
-        return (head.weight, head.bias) if type(head) is nn.Linear else None
+        return super().head_weights()  # self.lm_head is the untied head
 
     def forward(
         self,

@@ -20,6 +20,8 @@ Sliding-window layers are part of the masks transformers builds, not of ours: th
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -202,18 +204,12 @@ def _causal(q, k, v, dropout: float, scale: float | None, groups: int) -> torch.
                                           scale=scale)  # fmt: skip
 
 
-_registered = False
-
-
+@functools.cache
 def _register() -> None:
     """Make `prefalign_sdpa` a transformers attention implementation, with SDPA's mask for the batches without
-    segments (transformers builds no mask at all for an implementation it has no mask function for)."""
-    global _registered
-    if _registered:
-        return
+    segments (transformers builds no mask at all for an implementation it has no mask function for); once."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(SEGMENT_ATTENTION, _segment_attention)
     AttentionMaskInterface.register(SEGMENT_ATTENTION, sdpa_mask)
-    _registered = True
