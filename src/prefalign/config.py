@@ -107,7 +107,8 @@ class DataSource(_Section):
     columns: dict[str, str] | None = Field(
         None,
         description="alpaca, sharegpt, sharegpt_kto: LLaMA-Factory's dataset_info.json `columns` (its name -> "
-        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}.",
+        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}; "
+        "the trl_* formats: their column -> the file's, e.g. {prompt: question, chosen: better, rejected: worse}.",
     )
     tags: dict[str, str] | None = Field(
         None,
