@@ -430,6 +430,9 @@ class TrainConfig(_Section):
     )
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps spent warming the LR up.")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Steps spent warming the LR up; overrides warmup_ratio when set."
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null = no clip.")
     seed: int = Field(42, description="Seed for data order, dropout and initialisation.")

@@ -19,7 +19,7 @@ from rich.table import Table
 from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
-from prefalign.data import PreparedData, prepare_data
+from prefalign.data import PreparedData, data_kind, prepare_data
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
@@ -86,6 +86,10 @@ def prepare_run_dir(config: RunConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_MARKER).touch()
     (run_dir / "config.yaml").write_text(config.to_yaml())
+    if config.import_table is not None:  # translated from another tool's config: what became of each key
+        partial = run_dir / "config-import.md.partial"
+        partial.write_text(config.import_table.markdown())
+        partial.replace(run_dir / "config-import.md")
     return run_dir
 
 
@@ -305,8 +309,10 @@ def quiet_libraries() -> None:
 def train(
     config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = False
 ) -> RunResult:
-    """Train one run from a config object, dict or YAML path, with optional `key=value` overrides."""
-    run = Run(load_config(config, overrides), Console(quiet=quiet))
+    """Train one run from a config object, dict or YAML path (prefalign's, or another tool's: prefalign.dialects),
+    with optional `key=value` overrides. With no loss named, the loss follows the data (unpaired rows: kto)."""
+    config = load_config(config, overrides)
+    run = Run(config.for_data(data_kind(config.data)), Console(quiet=quiet))
     for stage in run.stages():
         stage()
     return run.result

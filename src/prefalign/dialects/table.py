@@ -22,7 +22,6 @@ PENDING_KEYS = {
     "model.quantization": "the quantised-training issue (QLoRA)",
     "train.optimizer": "the quantised-training issue (8-bit and paged optimizers)",
     "output.report_to": "the trackers issue",
-    "train.warmup_steps": "warm-up given in steps",
 }
 
 # transformers / bitsandbytes optimizer names -> the train.optimizer value they become.
@@ -324,4 +323,4 @@ def warmup_steps(b: Builder, key: str, value: Any) -> None:
     if 0 < steps < 1:  # transformers 5 reads a warmup_steps below 1 as a ratio
         b.set(key, value, "train.warmup_ratio", steps, "below 1: a fraction of the steps, as transformers reads it")
         return
-    b.pending(key, value, "train.warmup_steps", int(steps))
+    b.set(key, value, "train.warmup_steps", int(steps))
