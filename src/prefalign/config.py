@@ -51,6 +51,12 @@ RECIPE = Recipe()
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    def __eq__(self, other: object) -> bool:
+        # The values only: private bookkeeping (where the loss or the whole config came from) is not the config.
+        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic models are
+
 
 class LoraConfig(_Section):
     r: int = Field(16, gt=0, description="LoRA rank.")

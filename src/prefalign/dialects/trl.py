@@ -2,7 +2,7 @@
 ModelConfig and ScriptArguments keys), and the CPOConfig / ORPOConfig of earlier TRL releases.
 
 Which trainer the keys belong to is read from the fields only one of them has (`desirable_weight`: KTO,
-`center_rewards_coefficient`: reward, `cpo_alpha`/`simpo_gamma`: CPO, ...), or named: `--from trl:orpo`.
+`center_rewards_coefficient`: reward, `cpo_alpha`/`simpo_gamma`: CPO, ...), or named with the trainer: `--from=trl:orpo`.
 TRL names the dataset outside its config (a script argument): `dataset_name` is read when present, else
 `data.train` must be given as an override.
 """
@@ -242,7 +242,7 @@ _METHOD = {
 def translate(raw: dict[str, Any], b: Builder, trainer: str | None = None) -> None:
     if trainer is None:
         trainer, why = infer_trainer(raw)
-        how = f"read as TRL's {trainer.upper()} trainer config ({why}); name another with --from trl:NAME"
+        how = f"read as TRL's {trainer.upper()} trainer config ({why}); to name another, --from=trl:NAME"
     else:
         how = f"read as TRL's {trainer.upper()} trainer config (named)"
     # What the trainer itself stands for, before the fields that refine it (loss_type, beta).
