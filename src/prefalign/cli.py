@@ -201,13 +201,15 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-def _data_setup(config: Path, overrides: list[str] | None) -> tuple[Any, Any, Console]:
+def _data_setup(
+    config: Path, overrides: list[str] | None, dialect: str | None = None, lenient: bool = False
+) -> tuple[Any, Any, Console]:
     """The run's config, its tokenizer (no weights) and a console for data text; a config error exits 2."""
     from prefalign.config import load_config
     from prefalign.model.load import load_tokenizer
 
     try:
-        run_config = load_config(config, overrides or [])
+        run_config = load_config(config, overrides or [], dialect=dialect, lenient=lenient)
         tokenizer = load_tokenizer(run_config.model, convert_weights=False)
     except (ConfigError, OSError, ValueError) as exc:
         _fail(exc)
@@ -242,6 +244,8 @@ def preview(
     config: ConfigPath,
     overrides: Overrides = None,
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many training rows to show.")] = 3,
+    dialect: FromOption = None,
+    lenient: LenientOption = False,
 ) -> None:
     """Show the first N training rows as training gets them: the rendered prompt and answers with the start of
     the scored tokens marked, token counts, the format of each source, and what truncation cuts."""
@@ -250,7 +254,7 @@ def preview(
     from prefalign.data import DataError
     from prefalign.data.check import BOUNDARY, preview_rows, render_settings, truncation_lines
 
-    run_config, tokenizer, out = _data_setup(config, overrides)
+    run_config, tokenizer, out = _data_setup(config, overrides, dialect, lenient)
     datasets.disable_progress_bars()
     try:
         shown = preview_rows(run_config, tokenizer, n)
@@ -290,14 +294,16 @@ def preview(
 
 
 @data_app.command(context_settings={"help_option_names": ["-h", "--help"]})
-def validate(config: ConfigPath, overrides: Overrides = None) -> None:
+def validate(
+    config: ConfigPath, overrides: Overrides = None, dialect: FromOption = None, lenient: LenientOption = False
+) -> None:
     """Read and render every row of data.train and data.eval and summarise: rows read per format, rows dropped
     and why, truncation, length percentiles. Exits 1 when a row or source is unusable or no training row is
     left, 0 when the data is ready to train on."""
     from prefalign.data import DataError
     from prefalign.data.check import validate_data
 
-    run_config, tokenizer, out = _data_setup(config, overrides)
+    run_config, tokenizer, out = _data_setup(config, overrides, dialect, lenient)
     try:
         v = validate_data(run_config, tokenizer)
     except (ConfigError, DataError) as exc:  # settings that no row can be read with (no chat template)

@@ -258,7 +258,8 @@ def to(target: str, fn: Callable[[Any], Any] = lambda v: v, note: str = "") -> R
 
 
 def ignored(note: str) -> Rule:
-    return lambda b, key, value: b.ignore(key, value, note)
+    """No effect in prefalign (or what it does anyway): listed with why; a null value is just not set."""
+    return lambda b, key, value: b.ignore(key, value, "not set" if value is None else note)
 
 
 def only_unset(note: str, *same: Any) -> Rule:
