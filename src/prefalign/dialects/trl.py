@@ -2,7 +2,8 @@
 ModelConfig and ScriptArguments keys), and the CPOConfig / ORPOConfig of earlier TRL releases.
 
 Which trainer the keys belong to is read from the fields only one of them has (`desirable_weight`: KTO,
-`center_rewards_coefficient`: reward, `cpo_alpha`/`simpo_gamma`: CPO, ...), or named with the trainer: `--from=trl:orpo`.
+`center_rewards_coefficient`: reward, `cpo_alpha`/`simpo_gamma`: CPO, ...), or named with the trainer:
+`--from=trl:orpo`.
 TRL names the dataset outside its config (a script argument): `dataset_name` is read when present, else
 `data.train` must be given as an override.
 """
