@@ -409,6 +409,8 @@ def test_autotrain_params_and_errors():
         load_config({k: v for k, v in base.items() if k != "rejected_text_column"})
     with pytest.raises(ConfigError, match=r"lr: expected a number \(got 'fast'\)"):
         load_config({**base, "lr": "fast"})
+    with pytest.raises(ConfigError, match=r"use_flash_attention_2: expected true or false \(got 'maybe'\)"):
+        load_config({**base, "use_flash_attention_2": "maybe"})
 
 
 # --- all dialects --------------------------------------------------------------------------------------------
@@ -446,3 +448,16 @@ def test_convert_then_train_gives_the_same_config(tmp_path, path, overrides, len
     converted.write_text(text)
     again = load_config(converted)
     assert again.import_table is None and again.model_dump() == direct.model_dump()
+
+
+def test_the_loss_follows_the_data_only_when_none_is_named():
+    config = load_config({"data": {"train": "rows.jsonl"}, "method": {"beta": 0.3}})
+    config.method.beta = 0.4  # assigning another field keeps the note that no loss was named
+    unpaired = config.for_data("unpaired")
+    assert (unpaired.method.loss, unpaired.method.rpo_alpha, unpaired.method.beta) == ("kto", None, 0.4)
+    assert "the data is unpaired" in unpaired.method.loss_note
+    assert config.for_data("paired") is config and config.for_data(None) is config
+    named = load_config({"data": {"train": "rows.jsonl"}, "method": {"loss": "sigmoid"}})
+    assert named.for_data("unpaired") is named  # a named loss is trained as named (and the data check says no)
+    reward = load_config({"data": {"train": "rows.jsonl"}, "method": {"kind": "reward"}})
+    assert reward.for_data("unpaired") is reward

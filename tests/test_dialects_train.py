@@ -204,3 +204,14 @@ def test_warmup_steps_sets_the_warm_up_in_steps():
         optimizer.step()
         scheduler.step()
     assert lrs == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 1.0])  # 3 steps of warm-up, not 10% of 100
+
+
+def test_train_command_refuses_what_it_cannot_honour_before_any_model_loads(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", str(CONFIGS / "axolotl/qwen2-dpo.yaml"), f"output.dir={run_dir}"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 2
+    assert "line 43: optimizer: 'adamw_bnb_8bit'" in out.output and "--lenient" in out.output
+    assert not run_dir.exists()
+    out = CliRunner().invoke(app, [*args, "--from", "unsloth"])
+    assert out.exit_code == 2 and "--from unsloth: unknown; prefalign reads axolotl, llamafactory, trl" in out.output

@@ -309,10 +309,12 @@ class MethodConfig(_Section):
     @model_validator(mode="wrap")
     @classmethod
     def _remember_default(cls, data: Any, handler: Any) -> Any:
-        # Whether the loss was left to the default (and so may follow the data: RunConfig.for_data).
+        # Whether the loss was left to the default (and so may follow the data: RunConfig.for_data). Only ever set,
+        # never cleared: assigning another field (validate_assignment) runs this again with every value given.
         defaulted = isinstance(data, dict) and data.get("loss") is None
         method = handler(data)
-        method._loss_from_default = defaulted
+        if defaulted:
+            method._loss_from_default = True
         return method
 
     @property

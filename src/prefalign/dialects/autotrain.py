@@ -296,14 +296,14 @@ def translate(raw: dict[str, Any], b: Builder) -> None:
         elif key.startswith("lora_") and not peft:
             (b.ignore if unset(value) else b.refuse)(key, value, "read only with --peft")
         else:
-            rule(b, key, value)
+            b.apply(rule, key, value)
     # AutoTrain's defaults for what was not given, each shown as a `(key)` row.
     for key, value in DEFAULTS.items():
         if key in given or (key.startswith("lora_") and not peft) or (key == "dpo_beta" and trainer == "reward"):
             continue
         rule = _beta(trainer) if key == "dpo_beta" else AUTOTRAIN_KEYS[key]
         before = len(b.table.rows)
-        rule(b, f"({key})", value)
+        b.apply(rule, f"({key})", value)
         for i in range(before, len(b.table.rows)):
             row = b.table.rows[i]
             note = "AutoTrain's default" + (f"; {row.note}" if row.note else "")

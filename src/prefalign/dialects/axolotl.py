@@ -487,4 +487,4 @@ def translate(raw: dict[str, Any], b: Builder) -> None:
         if rule is None:
             b.refuse(key, value, "not an Axolotl option prefalign knows")
         else:
-            rule(b, key, value)
+            b.apply(rule, key, value)

@@ -334,4 +334,4 @@ def translate(raw: dict[str, Any], b: Builder) -> None:
         elif rule is None:
             b.refuse(key, value, "not a LLaMA-Factory argument prefalign knows")
         else:
-            rule(b, key, value)
+            b.apply(rule, key, value)

@@ -146,6 +146,13 @@ class Builder:
         except WrongType as exc:
             raise self.error(key, f"{exc} (got {value!r})") from None
 
+    def apply(self, rule: Callable[[Builder, str, Any], None], key: str, value: Any) -> None:
+        """Run one key's rule; a value of the wrong type anywhere in it is an error naming the key and line."""
+        try:
+            rule(self, key, value)
+        except WrongType as exc:
+            raise self.error(key, f"{exc} (got {value!r})") from None
+
     def set(self, key: str, value: Any, target: str, new: Any, note: str = "") -> None:
         for dotted in target.split(", "):
             put(self.config, dotted, new)

@@ -262,7 +262,7 @@ def translate(raw: dict[str, Any], b: Builder, trainer: str | None = None) -> No
         if rule is None:
             b.refuse(key, value, "not a field of TRL's configs that prefalign knows")
         else:
-            rule(b, key, value)
+            b.apply(rule, key, value)
 
 
 def _dataset(raw: dict[str, Any], b: Builder) -> None:
