@@ -461,3 +461,24 @@ def test_the_loss_follows_the_data_only_when_none_is_named():
     assert named.for_data("unpaired") is named  # a named loss is trained as named (and the data check says no)
     reward = load_config({"data": {"train": "rows.jsonl"}, "method": {"kind": "reward"}})
     assert reward.for_data("unpaired") is reward
+
+
+def test_autotrain_config_yaml_and_llamafactory_eval_dataset(tmp_path):
+    # AutoTrain's own config file: task, base_model, data (with column_mapping), params.
+    path = tmp_path / "autotrain.yaml"
+    path.write_text(yaml.safe_dump({
+        "task": "llm-orpo", "base_model": "M", "project_name": "runs/orpo", "log": "none", "backend": "local",
+        "data": {"path": "prefs", "train_split": "train", "valid_split": "test", "chat_template": "chatml",
+                 "column_mapping": {"prompt_text_column": "prompt", "text_column": "chosen",
+                                    "rejected_text_column": "rejected"}},
+        "params": {"epochs": 3, "lr": 8e-6, "dpo_beta": 0.1, "peft": True, "lora_r": 16},
+    }))  # fmt: skip
+    config = load_config(path)
+    assert config.import_table.dialect == "AutoTrain"
+    assert (config.method.loss, config.method.orpo_lambda, config.data.template) == ("orpo", 0.1, "chatml")
+    assert [s.split for s in config.data.train] == ["train"] and [s.split for s in config.data.eval] == ["test"]
+    assert config.data.train[0].columns is None  # the TRL names themselves: nothing renamed
+    # LLaMA-Factory's eval_dataset and val_size
+    raw = yaml.safe_load((CONFIGS / "llamafactory/qwen3_lora_dpo.yaml").read_text())
+    config = load_config({**raw, "eval_dataset": "dpo_en_demo", "val_size": 0.1}, [LF_DIR])
+    assert config.data.eval[0].format == "sharegpt" and config.data.eval_fraction == 0.1
