@@ -92,8 +92,8 @@ def flash_attn(b: Builder, key: str, value: Any) -> None:
 def cutoff_len(b: Builder, key: str, value: Any) -> None:
     b.set_many(
         key, value, {"data.max_length": b.convert(key, value, as_int), "data.max_prompt_length": None},
-        "LLaMA-Factory shares cutoff_len between prompt and answer; prefalign, given no prompt limit, cuts the "
-        "prompt's start and the answer's end to fit",
+        "no separate prompt limit: prompts are kept whole and answers cut to fit; a row whose prompt alone fills "
+        "cutoff_len is dropped (LLaMA-Factory cuts prompt and answer in proportion)",
     )  # fmt: skip
 
 
