@@ -163,6 +163,10 @@ class Run:
                 "sdpa (the default: prefalign's segment attention skips the same masked blocks)"
             )
         self.run_dir = prepare_run_dir(config) if self.is_main else Path(config.output.dir)
+        if config.import_table is not None and self.is_main:
+            table = config.import_table
+            self.console.print(f"{table.source}: read as a {table.dialect} config; what became of each key: "
+                               f"{self.run_dir / 'config-import.md'}", highlight=False)  # fmt: skip
         accelerator.wait_for_everyone()
         transformers.set_seed(config.train.seed)
 
