@@ -40,10 +40,10 @@ from prefalign.data.formats import FORMATS, RowError, detect_format
 from prefalign.data.layout import padded, sequences_of
 from prefalign.data.load import DataError, canonical_rows
 from prefalign.data.render import Renderer, RenderSettings
-from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES
 from prefalign.model.load import load_tokenizer
 from prefalign.objective import Objective
+from prefalign.scoring.logps import SequenceLogps
 from prefalign.training.metrics import MetricSums, read_metrics
 from tests.conftest import (
     PEERS,

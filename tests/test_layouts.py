@@ -15,9 +15,9 @@ import torch
 import prefalign
 from prefalign.config import ConfigError, DataConfig
 from prefalign.data.layout import LAYOUTS, ONE_ROW, Block, Segments, make_batch, prefix_shared
-from prefalign.logps import SequenceScorer, naive_sequence_logps, sequence_logps
 from prefalign.model.attention import SEGMENT_ATTENTION, attention_implementation, resolve_layout, resolve_pack_length
-from prefalign.rewards import RewardScorer, sequence_rewards
+from prefalign.scoring.logps import SequenceScorer, naive_sequence_logps, sequence_logps
+from prefalign.scoring.rewards import RewardScorer, sequence_rewards
 from prefalign.training.metrics import read_metrics
 from tests.conftest import make_tiny_model, tiny_config, write_jsonl
 from tests.test_logps import assert_same_gradient

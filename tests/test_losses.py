@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES, compute_loss
 from prefalign.objective import Objective, paired_inputs
+from prefalign.scoring.logps import SequenceLogps
 
 
 def _log_sigmoid(x: float) -> float:
@@ -366,7 +366,7 @@ def test_sigmoid_under_forward_kl_reads_the_transformed_ratios():
 def test_ld_dpo_weights_tokens_past_the_shorter_answer():
     """LD-DPO (α = 0.5): in each pair, tokens past the shorter answer's length count half."""
     from prefalign.data.layout import padded
-    from prefalign.logps import LogpsOptions, per_sequence
+    from prefalign.scoring.logps import LogpsOptions, per_sequence
 
     examples = [
         {"prompt_ids": [11, 12], "chosen_ids": [21, 22, 23], "rejected_ids": [31, 32, 33, 34, 35]},
@@ -401,7 +401,7 @@ def test_ld_dpo_weights_tokens_past_the_shorter_answer():
 def test_wpo_weights_match_a_full_logits_computation(tokenizer):
     """WPO's weight of a sequence, exp(mean_t(log p(y_t) - log Σ_v p(v)²)), against the textbook computation."""
     from prefalign.data.layout import padded
-    from prefalign.logps import LogpsOptions, SequenceScorer, sequence_logps
+    from prefalign.scoring.logps import LogpsOptions, SequenceScorer, sequence_logps
     from tests.conftest import make_tiny_model
     from tests.test_logps import random_examples
 

@@ -7,10 +7,10 @@ import torch
 
 from prefalign.config import MethodConfig
 from prefalign.data.layout import Batch
-from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES, compute_loss
 from prefalign.losses.reference_free import log1mexp
 from prefalign.objective import Objective, paired_inputs
+from prefalign.scoring.logps import SequenceLogps
 
 
 def _log_sigmoid(x: float) -> float:

@@ -10,10 +10,10 @@ import torch
 import prefalign
 from prefalign.config import ConfigError, MethodConfig, ModelConfig
 from prefalign.data.layout import padded
-from prefalign.logps import SequenceScorer
 from prefalign.model.load import apply_train_options, attach_lora
 from prefalign.model.reference import build_reference
 from prefalign.objective import make_objective
+from prefalign.scoring.logps import SequenceScorer
 from prefalign.training.metrics import read_metrics
 from tests.conftest import make_tiny_model, tiny_config
 from tests.test_logps import assert_same_gradient, random_examples

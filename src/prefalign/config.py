@@ -15,10 +15,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefalign.losses import LOSSES, LossSpec
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key."""
+from prefalign.names import LAYOUT_NAMES, TEMPLATE_NAMES, ConfigError
 
 
 @dataclass(frozen=True)
@@ -182,8 +179,6 @@ class DataConfig(_Section):
     @field_validator("layout")
     @classmethod
     def _known_layout(cls, value: str) -> str:
-        from prefalign.data.layout import LAYOUT_NAMES  # here: the data package imports this module
-
         if value not in LAYOUT_NAMES:
             raise ValueError(
                 f"unknown layout {value!r}{_suggest(value, LAYOUT_NAMES)}; known: {', '.join(LAYOUT_NAMES)}"
@@ -203,9 +198,6 @@ class DataConfig(_Section):
     def _known_template(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        # Imported here: the data package imports this module.
-        from prefalign.data.templates import TEMPLATE_NAMES
-
         if value not in TEMPLATE_NAMES:
             raise ValueError(
                 f"unknown template {value!r}{_suggest(value, TEMPLATE_NAMES)}; known: {', '.join(TEMPLATE_NAMES)}"

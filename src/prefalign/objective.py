@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from prefalign.config import MethodConfig
 from prefalign.data.layout import Batch, make_batch
-from prefalign.logps import LogpsOptions, SequenceLogps, sequence_logps
 from prefalign.losses import LossSpec, compute_loss
-from prefalign.rewards import SequenceRewards, sequence_rewards
+from prefalign.scoring.logps import LogpsOptions, SequenceLogps, sequence_logps
+from prefalign.scoring.rewards import SequenceRewards, sequence_rewards
 
 
 def f_divergence_scores(logratios: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
@@ -86,7 +86,11 @@ class Objective:
     # The (accuracy, margin) metrics the progress line and the run summary show.
     headline = ("rewards/accuracies", "rewards/margins")
 
-    def __init__(self, method: MethodConfig):
+    def __init__(self, method: MethodConfig, layout: str = "padded", pack_length: int | None = None):
+        # The batch layout (data.layout, resolved for the model by `model.attention.resolve_layout`) and its row
+        # length: training, evaluation and the reference all score the batches built here.
+        self.layout = layout
+        self.pack_length = pack_length
         self.terms: list[tuple[LossSpec, float]] = method.terms()
         self.hyperparams = method.hyperparams()
         self.paired = method.paired
@@ -98,13 +102,8 @@ class Objective:
         if not self.paired:  # no pair to be right about: whether each reward's sign agrees with its label
             self.headline = ("label_accuracy", "rewards/margins")
 
-    # The batch layout (data.layout, resolved for the model by `layout.resolve_layout`) and its row length:
-    # training, evaluation and the reference all score the batches built here.
-    layout: str = "padded"
-    pack_length: int | None = None
-
-    def batch(self, examples, pad_id: int, layout: str | None = None) -> Batch:
-        return make_batch(examples, pad_id, layout or self.layout, kl=self.kl, pack_length=self.pack_length)
+    def batch(self, examples, pad_id: int) -> Batch:
+        return make_batch(examples, pad_id, self.layout, kl=self.kl, pack_length=self.pack_length)
 
     def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceLogps:
         """What the trained model gives for a batch, as `__call__` takes it: here, per-sequence log-probs."""
@@ -196,8 +195,8 @@ class RewardObjective(Objective):
 
     headline = ("accuracy", "margin")
 
-    def __init__(self, method: MethodConfig):
-        super().__init__(method)
+    def __init__(self, method: MethodConfig, layout: str = "padded", pack_length: int | None = None):
+        super().__init__(method, layout, pack_length)
         self.with_chosen_logps = method.lm_coef > 0
 
     def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceRewards:
@@ -231,6 +230,8 @@ class RewardObjective(Objective):
         return losses, metrics
 
 
-def make_objective(method: MethodConfig) -> Objective:
-    """The objective of `method.kind`: a policy's preference losses, or a reward model's."""
-    return RewardObjective(method) if method.kind == "reward" else Objective(method)
+def make_objective(method: MethodConfig, layout: str = "padded", pack_length: int | None = None) -> Objective:
+    """The objective of `method.kind`: a policy's preference losses, or a reward model's, building batches in
+    `layout` (resolved for the model) with rows of `pack_length` tokens."""
+    kind = RewardObjective if method.kind == "reward" else Objective
+    return kind(method, layout, pack_length)

@@ -20,7 +20,6 @@ from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import evaluate_pairs, generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
-from prefalign.logps import SequenceScorer
 from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
     apply_train_options,
@@ -35,7 +34,8 @@ from prefalign.model.load import (
 from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
-from prefalign.rewards import RewardScorer, ties_lm_head
+from prefalign.scoring.logps import SequenceScorer
+from prefalign.scoring.rewards import RewardScorer, ties_lm_head
 from prefalign.training.loop import fit
 from prefalign.training.precision import resolve_precision
 
@@ -152,7 +152,6 @@ def train(
     accelerator.wait_for_everyone()
     transformers.set_seed(config.train.seed)
 
-    objective = make_objective(config.method)
     tokenizer = load_tokenizer(config.model)
     data = prepare_data(config.data, tokenizer, config.train.seed, method=config.method)
     if config.data.template in TEMPLATES:  # the saved tokenizer answers in the format the model was trained on
@@ -168,12 +167,19 @@ def train(
         if reference_model is None:  # a frozen copy of the starting policy
             reference_model = load_policy(config.model.model_copy(update={"lora": None}))
         reference_model.to(accelerator.device)
-    objective.layout = resolve_layout(config.data.layout, scorer.model)
-    objective.pack_length = resolve_pack_length(config.data.pack_length, scorer.model)
+    objective = make_objective(
+        config.method,
+        layout=resolve_layout(config.data.layout, scorer.model),
+        pack_length=resolve_pack_length(config.data.pack_length, scorer.model),
+    )
     pad_id = tokenizer.pad_token_id
     if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
         splits = {"train": data.train, "eval": data.eval}
-        reference = precomputed_reference(config, scorer, objective, splits, pad_id, accelerator)
+        reference = precomputed_reference(
+            config.model, config.reference.path, scorer, lambda examples: objective.batch(examples, pad_id),
+            objective.logps_options, splits, batch_size=config.train.eval_batch_size or config.train.batch_size,
+            precision=config.train.mixed_precision, accelerator=accelerator,
+        )  # fmt: skip
         if is_main:
             console.print(reference.summary())
     else:

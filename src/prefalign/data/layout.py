@@ -313,7 +313,6 @@ LAYOUTS = {
     "prefix_shared": prefix_shared,
     "prefix_shared_packed": prefix_shared_packed,
 }
-LAYOUT_NAMES = ("auto", *LAYOUTS)  # what data.layout accepts
 
 
 def make_batch(

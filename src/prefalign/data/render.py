@@ -38,7 +38,7 @@ import jinja2
 from prefalign.data.cache import code_version
 from prefalign.data.formats import Message
 from prefalign.data.load import DataError, DataReport
-from prefalign.data.templates import TEMPLATE_NAMES, TEMPLATES, end_of_turn_text
+from prefalign.data.templates import TEMPLATES, end_of_turn_text
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,6 @@ class Renderer:
     """Turns one canonical row into prompt_ids / chosen_ids / rejected_ids."""
 
     def __init__(self, tokenizer: Any, settings: RenderSettings):
-        if settings.template is not None and settings.template not in TEMPLATE_NAMES:
-            known = ", ".join(TEMPLATE_NAMES)
-            raise DataError(f"data.template: unknown template {settings.template!r}; known: {known}")
         self.tokenizer = tokenizer
         self.settings = settings
         self.eot_ids = end_of_turn_ids(tokenizer)
