@@ -21,7 +21,7 @@ LAYERS = [
     ["prefalign.data"],
     ["prefalign.config"],
     ["prefalign.losses"],
-    ["prefalign.names"],
+    ["prefalign.names", "prefalign.atomic"],  # leaves: shared names, atomic writes
 ]
 
 ROOT = pathlib.Path(prefalign.__file__).parent

@@ -50,6 +50,36 @@ def test_every_hyperparameter_of_every_loss_is_a_config_field():
             assert MethodConfig.model_fields[name].description
 
 
+def test_every_hyperparameter_a_loss_may_take_is_a_config_field():
+    from prefalign.config import MethodConfig
+    from prefalign.losses import LOSS_HYPERPARAMS
+
+    assert [name for name in LOSS_HYPERPARAMS if name not in MethodConfig.model_fields] == []
+
+
+def _misspelt_input(policy_chosen_logp, *, beta): ...
+def _misspelt_hyperparameter(policy_chosen_logps, *, betta): ...
+def _hyperparameter_before_star(policy_chosen_logps, beta): ...
+def _var_positional(*tensors, beta): ...
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (_misspelt_input, "parameter 'policy_chosen_logp' is not a loss input"),
+        (_misspelt_hyperparameter, "keyword-only parameter 'betta' is not a hyper-parameter"),
+        (_hyperparameter_before_star, "parameter 'beta' is not a loss input"),
+        (_var_positional, r"\*tensors cannot be matched to inputs"),
+    ],
+)
+def test_register_refuses_a_misspelt_parameter_when_the_loss_is_defined(fn, message):
+    from prefalign.losses import register
+
+    with pytest.raises(ValueError, match=f"loss 'typo': {message}"):
+        register("typo", family="dpo", needs_reference=False, paper="-")(fn)
+    assert "typo" not in LOSSES
+
+
 def test_defaults_of_unused_hyperparameters_are_not_errors():
     """The resolved config written to a run directory sets every field; reading it back must work."""
     config = load_config(method(loss="sigmoid", beta=0.2))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from prefalign.config import MethodConfig
 from prefalign.data.layout import Batch, make_batch
 from prefalign.losses import LossSpec, compute_loss
+from prefalign.losses.shared import per_token
 from prefalign.scoring.logps import LogpsOptions, SequenceLogps, sequence_logps
 from prefalign.scoring.rewards import SequenceRewards, sequence_rewards
 
@@ -148,8 +149,8 @@ class Objective:
         zeros = torch.zeros_like(policy.chosen_logps.detach())
         chosen_rewards = rewarded.chosen_rewards if rewarded else zeros
         rejected_rewards = rewarded.rejected_rewards if rewarded else zeros
-        chosen_avg = policy.chosen_logps.detach() / policy.chosen_lengths.clamp(min=1)
-        rejected_avg = policy.rejected_logps.detach() / policy.rejected_lengths.clamp(min=1)
+        chosen_avg = per_token(policy.chosen_logps.detach(), policy.chosen_lengths)
+        rejected_avg = per_token(policy.rejected_logps.detach(), policy.rejected_lengths)
         return {
             "rewards/chosen": chosen_rewards,
             "rewards/rejected": rejected_rewards,

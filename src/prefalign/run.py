@@ -15,7 +15,7 @@ from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
-from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import evaluate_pairs, generate
 from prefalign.export.card import model_card
@@ -85,8 +85,7 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
     rows = data.eval_prompts
     if rows is None or config.eval.generations == 0 or config.method.kind == "reward":  # reward models do not generate
         return []
-    d = config.data
-    renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
+    renderer = Renderer(tokenizer, render_settings(config.data))  # prompts only: no completion is cut
     picked: dict[str, tuple[str, list[int]]] = {}  # by prompt: unpaired rows (split pairs) repeat prompts
     for row in rows.select(range(min(len(rows), 4 * config.eval.generations))):
         key = json.dumps(row["prompt"])

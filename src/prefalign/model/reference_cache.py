@@ -26,15 +26,14 @@ import gc
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from prefalign.atomic import write_atomically
 from prefalign.config import ModelConfig
 from prefalign.data.layout import Batch
 from prefalign.data.shards import shard_batches
@@ -204,32 +203,18 @@ def _write(path: Path, logps: torch.Tensor, lengths: torch.Tensor, metadata: dic
     run never leaves half a file under a key)."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file({"logps": logps.contiguous(), "lengths": lengths.contiguous()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    tensors = {"logps": logps.contiguous(), "lengths": lengths.contiguous()}
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), directory=False)
 
 
 @torch.no_grad()
-def score_dataset(
-    reference: Reference,
-    dataset,
-    make_batch: Callable[[Any], Batch],
-    batch_size: int,
-    device: torch.device | str,
-    *,
-    rank: int = 0,
-    world: int = 1,
+def score_batches(
+    reference: Reference, batches: Iterable[tuple[Rows, Batch]]
 ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-    """(indices, [n, k] log-probs, [n, k] token counts) of this process's share of `dataset`, in batches made by
-    `make_batch` (the run's layout)."""
+    """(indices, [n, k] log-probs, [n, k] token counts) of the examples of `batches` (`data.shards.shard_batches`:
+    this process's share of a dataset)."""
     indices, logps, lengths = [], [], []
-    for rows, batch in shard_batches(dataset, make_batch, batch_size, device, rank=rank, world=world):
+    for rows, batch in batches:
         out = reference.logps(batch)
         indices.extend(rows.indices)
         logps.append(out.logps.float().reshape(-1, len(rows.indices)).T.cpu())
@@ -318,7 +303,8 @@ def precomputed_reference(
         autocast = accelerator.autocast() if accelerator else nullcontext()
         with _reference_for_pass(model, reference_path, scorer, options, device) as reference, autocast:
             for split, dataset in missing.items():
-                own = score_dataset(reference, dataset, make_batch, batch_size, device, rank=rank, world=world)
+                batches = shard_batches(dataset, make_batch, batch_size, device, rank=rank, world=world)
+                own = score_batches(reference, batches)
                 tables[split] = _assemble(gather_object([own]) if world > 1 else [own], len(dataset))
                 log.info("reference log-probs of %s computed: %d examples (%s)", split, len(dataset), reference.mode)
                 # After loading, a hub reference is in the local cache and can be fingerprinted.
