@@ -79,5 +79,5 @@ def test_the_check_sees_an_upward_import():
 
 
 def test_shared_names_match_what_data_builds():
-    assert names.LAYOUT_NAMES == ("auto", *LAYOUTS)
-    assert names.BUILTIN_TEMPLATES == tuple(TEMPLATES)
+    assert ("auto", *LAYOUTS) == names.LAYOUT_NAMES
+    assert tuple(TEMPLATES) == names.BUILTIN_TEMPLATES

@@ -111,7 +111,7 @@ def test_combined_terms_add_with_weights_rpo():
     lengths_c, lengths_r = torch.tensor(CHOSEN_LENGTHS), torch.tensor(REJECTED_LENGTHS)
     policy = SequenceLogps.pairs(chosen, rejected, lengths_c, lengths_r)
     ref = SequenceLogps.pairs(ref_chosen, ref_rejected, lengths_c, lengths_r)
-    batch = Batch(*(torch.zeros(0),) * 6, num_pairs=3, num_sequences=6)  # only its margin/labels are read
+    batch = Batch(*(torch.zeros(0),) * 6, num_examples=3, num_sequences=6)  # only its margin/labels are read
     objective = Objective(MethodConfig(loss="sigmoid", rpo_alpha=0.5, beta=0.1))
     losses, metrics = objective(policy, ref, batch)
     dpo = [-_log_sigmoid(0.15), -_log_sigmoid(-0.15), -_log_sigmoid(0.125)]
@@ -435,7 +435,7 @@ def test_objective_weights_every_term_by_both_wpo_weights():
     policy = SequenceLogps.pairs(chosen, rejected, lengths_c, lengths_r)
     policy.wpo_weights = torch.tensor([0.5, 0.8, 0.9, 0.4, 0.25, 1.0])  # chosen 0.5, 0.8, 0.9; rejected 0.4, 0.25, 1
     ref = SequenceLogps.pairs(ref_chosen, ref_rejected, lengths_c, lengths_r)
-    batch = Batch(*(torch.zeros(0),) * 6, num_pairs=3, num_sequences=6)
+    batch = Batch(*(torch.zeros(0),) * 6, num_examples=3, num_sequences=6)
     objective = Objective(MethodConfig(loss=["sigmoid", "sft"], loss_weights=[1.0, 0.5], use_weighting=True))
     losses, metrics = objective(policy, ref, batch)
     dpo = [-_log_sigmoid(0.15), -_log_sigmoid(-0.15), -_log_sigmoid(0.125)]  # β = 0.1, as above

@@ -44,7 +44,7 @@ from prefalign.data.layout import padded
 from prefalign.losses import LOSSES, compute_loss
 from prefalign.objective import RewardObjective, make_objective
 from prefalign.scoring.logps import SequenceScorer, sequence_logps
-from prefalign.scoring.rewards import RewardScorer, SequenceRewards, sequence_rewards
+from prefalign.scoring.reward_model import RewardScorer, SequenceRewards, sequence_rewards
 from prefalign.training.metrics import read_metrics
 from tests.conftest import make_tiny_model, tiny_config, toy_rows, trl_one_step_args, write_jsonl
 

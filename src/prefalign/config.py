@@ -488,18 +488,18 @@ class RunConfig(_Section):
                 "remove it, or use an unpaired loss such as kto"
             )
         # KTO's KL estimate pairs each prompt with another example's completion from the same micro-batch.
-        kl = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
-        if kl and mode == "precomputed":
+        kl_losses = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
+        if kl_losses and mode == "precomputed":
             raise ValueError(
-                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl[0]!r} "
+                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl_losses[0]!r} "
                 "estimates its KL term from completions mismatched within each micro-batch, which change with "
                 "the batch order; use adapter or model (auto picks one)"
             )
         for key in ("batch_size", "eval_batch_size"):
             size = getattr(self.train, key)
-            if kl and size is not None and size < 2:
+            if kl_losses and size is not None and size < 2:
                 raise ValueError(
-                    f"train.{key}: loss {kl[0]!r} estimates its KL term from the other examples of a batch; "
+                    f"train.{key}: loss {kl_losses[0]!r} estimates its KL term from the other examples of a batch; "
                     "use at least 2"
                 )
         return self

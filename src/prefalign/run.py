@@ -17,7 +17,7 @@ from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
 from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
-from prefalign.eval.evaluate import evaluate_pairs, generate
+from prefalign.eval.evaluate import evaluate_held_out, generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.model.attention import resolve_layout, resolve_pack_length
@@ -35,7 +35,7 @@ from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
 from prefalign.scoring.logps import SequenceScorer
-from prefalign.scoring.rewards import RewardScorer, ties_lm_head
+from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.loop import fit
 from prefalign.training.precision import resolve_precision
 
@@ -194,7 +194,7 @@ def train(
         # Outside the loop the model is not wrapped by accelerate yet: autocast by hand.
         with accelerator.autocast():
             if data.eval is not None:
-                sums = evaluate_pairs(
+                sums = evaluate_held_out(
                     scorer, reference, data.eval, objective,
                     config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
                     rank=accelerator.process_index, world=accelerator.num_processes,

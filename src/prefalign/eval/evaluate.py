@@ -14,7 +14,7 @@ from prefalign.training.metrics import MetricSums
 
 
 @torch.no_grad()
-def evaluate_pairs(
+def evaluate_held_out(
     scorer: torch.nn.Module,
     reference: Reference,
     dataset,
@@ -38,7 +38,7 @@ def evaluate_pairs(
     make_batch = functools.partial(objective.batch, pad_id=pad_id)
     shards = shard_batches(dataset, make_batch, batch_size, device, rank=rank, world=world, split=split)
     for rows, batch in shards:
-        losses, metrics = objective(objective.score(scorer, batch), reference.logps(batch, rows), batch)
+        losses, metrics = objective(objective.model_outputs(scorer, batch), reference.logps(batch, rows), batch)
         sums.add(losses, metrics)
     scorer.train(was_training)
     return sums

@@ -297,7 +297,7 @@ def per_sequence(
     token_log_sum_sq: torch.Tensor | None = None,
 ) -> SequenceLogps:
     """Sum per-token log-probs [S] into per-sequence values by `batch.score_seq`."""
-    n, b = batch.num_sequences, batch.num_pairs
+    n, b = batch.num_sequences, batch.num_examples
     counts = torch.bincount(batch.score_seq, minlength=n)
     weighted = token_logps
     if options.ld_alpha is not None:

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from prefalign.config import TrainConfig
-from prefalign.eval.evaluate import evaluate_pairs
+from prefalign.eval.evaluate import evaluate_held_out
 from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import (
@@ -115,7 +115,7 @@ def fit(
     eval_batch_size = cfg.eval_batch_size or cfg.batch_size
 
     def run_eval() -> None:
-        sums = evaluate_pairs(
+        sums = evaluate_held_out(
             scorer,
             reference,
             eval_data,
@@ -168,7 +168,7 @@ def fit(
                 ref_logps = reference.logps(batch, Rows("train", part.tolist()))
                 sync = i == len(parts) - 1
                 with nullcontext() if sync else accelerator.no_sync(scorer):
-                    policy_out = objective.score(scorer, batch)  # log-probs, or a reward model's rewards
+                    policy_out = objective.model_outputs(scorer, batch)  # log-probs, or a reward model's rewards
                     losses, metrics = objective(policy_out, ref_logps, batch)
                     # Sum over examples / examples in the whole step (× processes: DDP averages gradients).
                     accelerator.backward(losses.sum() * world / len(indices))

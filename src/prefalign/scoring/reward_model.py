@@ -117,7 +117,7 @@ def sequence_rewards(scorer: nn.Module, batch: Batch, with_chosen_logps: bool = 
     inputs = dict(
         input_ids=batch.input_ids, position_ids=batch.position_ids, token_mask=batch.token_mask, segments=batch.segments
     )
-    b = batch.num_pairs
+    b = batch.num_examples
     if not with_chosen_logps:
         return SequenceRewards(scorer(**inputs, end_index=batch.end_index), b)
     chosen = batch.score_seq < b
