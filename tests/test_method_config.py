@@ -92,8 +92,17 @@ def test_rpo_alpha_adds_the_sft_term():
 
 
 def test_objective_options_apply_to_paired_losses():
+    from prefalign.objective import make_objective
+    from prefalign.scoring.logps import LogpsOptions
+
     config = load_config(method(loss="sigmoid", ld_alpha=0.5, use_weighting=True, f_divergence_type="js_divergence"))
-    assert config.method.ld_alpha == 0.5 and config.method.use_weighting
+    objective = make_objective(config.method)
+    # What the objective reads from them: the log-prob reduction (LD-DPO, WPO) and the log-ratio transform.
+    assert objective.logps_options == LogpsOptions(ld_alpha=0.5, wpo=True)
+    assert objective.f_divergence == ("js_divergence", 0.5) and objective.use_weighting
+    assert [spec.name for spec, _ in objective.terms] == ["sigmoid"]  # a loss named explicitly: no RPO term
+    with pytest.raises(ConfigError, match="ld_alpha: applies to paired losses only"):
+        load_config({**method(loss="kto", ld_alpha=0.5), "data": {"train": "rows.jsonl", "split_pairs": True}})
 
 
 def test_a_loss_that_needs_a_reference_refuses_mode_none():
