@@ -24,10 +24,7 @@ from pydantic import (
 )
 
 from prefalign.losses import LOSSES, LossSpec
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key."""
+from prefalign.names import LAYOUT_NAMES, TEMPLATE_NAMES, ConfigError
 
 
 @dataclass(frozen=True)
@@ -198,8 +195,6 @@ class DataConfig(_Section):
     @field_validator("layout")
     @classmethod
     def _known_layout(cls, value: str) -> str:
-        from prefalign.data.layout import LAYOUT_NAMES  # here: the data package imports this module
-
         if value not in LAYOUT_NAMES:
             raise ValueError(
                 f"unknown layout {value!r}{_suggest(value, LAYOUT_NAMES)}; known: {', '.join(LAYOUT_NAMES)}"
@@ -219,9 +214,6 @@ class DataConfig(_Section):
     def _known_template(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        # Imported here: the data package imports this module.
-        from prefalign.data.templates import TEMPLATE_NAMES
-
         if value not in TEMPLATE_NAMES:
             raise ValueError(
                 f"unknown template {value!r}{_suggest(value, TEMPLATE_NAMES)}; known: {', '.join(TEMPLATE_NAMES)}"
@@ -543,18 +535,18 @@ class RunConfig(_Section):
                 "remove it, or use an unpaired loss such as kto"
             )
         # KTO's KL estimate pairs each prompt with another example's completion from the same micro-batch.
-        kl = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
-        if kl and mode == "precomputed":
+        kl_losses = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
+        if kl_losses and mode == "precomputed":
             raise ValueError(
-                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl[0]!r} "
+                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl_losses[0]!r} "
                 "estimates its KL term from completions mismatched within each micro-batch, which change with "
                 "the batch order; use adapter or model (auto picks one)"
             )
         for key in ("batch_size", "eval_batch_size"):
             size = getattr(self.train, key)
-            if kl and size is not None and size < 2:
+            if kl_losses and size is not None and size < 2:
                 raise ValueError(
-                    f"train.{key}: loss {kl[0]!r} estimates its KL term from the other examples of a batch; "
+                    f"train.{key}: loss {kl_losses[0]!r} estimates its KL term from the other examples of a batch; "
                     "use at least 2"
                 )
         return self

@@ -20,12 +20,11 @@ from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, data_kind, prepare_data
-from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
-from prefalign.logps import SequenceScorer
 from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
     apply_train_options,
@@ -40,7 +39,8 @@ from prefalign.model.load import (
 from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
-from prefalign.rewards import RewardScorer, ties_lm_head
+from prefalign.scoring.logps import SequenceScorer
+from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
@@ -98,8 +98,7 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
     rows = data.eval_prompts
     if rows is None or config.eval.generations == 0 or config.method.kind == "reward":  # reward models do not generate
         return []
-    d = config.data
-    renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
+    renderer = Renderer(tokenizer, render_settings(config.data))  # prompts only: no completion is cut
     picked: dict[str, tuple[str, list[int]]] = {}  # by prompt: unpaired rows (split pairs) repeat prompts
     for row in rows.select(range(min(len(rows), 4 * config.eval.generations))):
         key = json.dumps(row["prompt"])
@@ -186,9 +185,11 @@ class Run:
         """The trained model (a policy or a reward model), the scorer that runs it, and the objective."""
         config = self.config
         self.model, self.scorer = _trained_model(config, self.tokenizer, self.accelerator.device)
-        self.objective = make_objective(config.method)
-        self.objective.layout = resolve_layout(config.data.layout, self.scorer.model)
-        self.objective.pack_length = resolve_pack_length(config.data.pack_length, self.scorer.model)
+        self.objective = make_objective(
+            config.method,
+            layout=resolve_layout(config.data.layout, self.scorer.model),
+            pack_length=resolve_pack_length(config.data.pack_length, self.scorer.model),
+        )
 
     def reference(self) -> None:
         """The reference strategy: none, the adapter switched off, a frozen model, or precomputed log-probs."""
@@ -203,7 +204,17 @@ class Run:
         if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
             splits = {"train": self.prepared.train, "eval": self.prepared.eval}
             pad_id = self.tokenizer.pad_token_id
-            self.ref = precomputed_reference(config, self.scorer, self.objective, splits, pad_id, accelerator)
+            self.ref = precomputed_reference(
+                config.model,
+                config.reference.path,
+                self.scorer,
+                lambda examples: self.objective.batch(examples, pad_id),
+                self.objective.logps_options,
+                splits,
+                batch_size=config.train.eval_batch_size or config.train.batch_size,
+                precision=config.train.mixed_precision,
+                accelerator=accelerator,
+            )
             if self.is_main:
                 self.console.print(self.ref.summary())
         else:

@@ -10,7 +10,7 @@ import datasets
 from prefalign.config import ConfigError, DataConfig, MethodConfig
 from prefalign.data.formats import FORMATS, detect_format
 from prefalign.data.load import DataError, DataReport, canonical_rows, read_source, rows_kind, unpair_rows
-from prefalign.data.render import RenderSettings, tokenize_rows
+from prefalign.data.render import render_settings, tokenize_rows
 from prefalign.losses import LOSSES
 
 __all__ = ["DataError", "DataReport", "PreparedData", "data_kind", "prepare_data"]
@@ -84,9 +84,7 @@ def prepare_data(config: DataConfig, tokenizer: Any, seed: int, method: MethodCo
     if config.split_pairs:  # after holding out, so that both answers of a pair land on the same side
         train_rows = unpair_rows(train_rows, config.num_proc)
         eval_rows = unpair_rows(eval_rows, config.num_proc) if eval_rows is not None else None
-    settings = RenderSettings(
-        config.template, config.max_length, config.max_prompt_length, config.max_completion_length
-    )
+    settings = render_settings(config)
     train, train_report = tokenize_rows(train_rows, tokenizer, settings, num_proc=config.num_proc)
     report.merge(train_report)
     if len(train) == 0:

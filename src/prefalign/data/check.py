@@ -13,18 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from prefalign.config import ConfigError, DataConfig, RunConfig
+from prefalign.config import ConfigError, RunConfig
 from prefalign.data import check_kind
 from prefalign.data.load import DataError, DataReport, canonical_rows, rows_kind, unpair_rows
-from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data.render import Renderer, RenderSettings, render_report, render_settings
 
 # Printed where the prompt ends and the scored tokens begin.
 BOUNDARY = "⟦scored→⟧"
 PERCENTILES = (50, 90, 99)
-
-
-def render_settings(config: DataConfig) -> RenderSettings:
-    return RenderSettings(config.template, config.max_length, config.max_prompt_length, config.max_completion_length)
 
 
 def completion_names(columns: Any) -> tuple[str, ...]:
@@ -229,12 +225,9 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
             columns = measured.with_format("numpy")[:]
             errors, drops, truncated = columns["error"], columns["drop"], columns["truncated"]
             report.bad_rows += [str(e) for e in errors if e]
-            for reason in drops:
-                if reason:
-                    report.dropped[str(reason)] = report.dropped.get(str(reason), 0) + 1
+            report.merge(render_report(truncated, drops))  # a row that failed to render is neither cut nor dropped
             rendered = errors == ""
             kept = rendered & (drops == "")
-            report.truncated += int((truncated & kept).sum())
             validation.usable[key] += int(kept.sum())
             for name in ("prompt", *completion_names(measured.column_names)):
                 lengths.setdefault(name, []).append(columns[f"{name}_tokens"][rendered])

@@ -148,27 +148,34 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _tools(row: dict, field: str) -> str:
-    """The row's tool schemas as canonical JSON ("" for none): a list of schemas, one schema, or a JSON string.
-
-    A bare function schema (`{"name", "description", "parameters"}`, as LLaMA-Factory stores them) is wrapped
-    as `{"type": "function", "function": ...}`, the form `apply_chat_template(tools=...)` documents (and the
-    one LLaMA-Factory's Qwen template prints).
-    """
-    value = row.get(field)
+def tool_list(value: Any, field: str = "tools") -> list[dict]:
+    """Tool schemas as a list ([] for none) from a list of schemas, one schema, or a JSON string of either:
+    what a source row and a canonical row's `tools` column hold."""
     if isinstance(value, str):
         if not value.strip():
-            return ""
+            return []
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise RowError(field, f"not valid JSON: {exc}") from None
     if value is None or value == []:
-        return ""
+        return []
     tools = [value] if isinstance(value, dict) else value
     if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
         raise RowError(field, "expected a list of tool schemas (objects), or a JSON string of one")
-    tools = [_drop_nulls(tool) for tool in tools]
+    return tools
+
+
+def _tools(row: dict, field: str) -> str:
+    """The row's tool schemas as canonical JSON ("" for none).
+
+    A bare function schema (`{"name", "description", "parameters"}`, as LLaMA-Factory stores them) is wrapped
+    as `{"type": "function", "function": ...}`, the form `apply_chat_template(tools=...)` documents (and the
+    one LLaMA-Factory's Qwen template prints).
+    """
+    tools = [_drop_nulls(tool) for tool in tool_list(row.get(field), field)]
+    if not tools:
+        return ""
     tools = [
         tool if "function" in tool or "name" not in tool else {"type": "function", "function": tool} for tool in tools
     ]
