@@ -53,8 +53,7 @@ def _svg(fig, key: str) -> str:
 
 
 def _wrap(fig, ax, key: str, title: str, caption: str, svg: str) -> str:
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
+    (x0, x1), (y0, y1) = (map(float, ax.get_xlim()), map(float, ax.get_ylim()))  # numpy scalars print as np.float64
     return (
         f'<figure class="plot" id="plot-{key}" data-metric="{esc(title)}" data-xlim="{x0!r},{x1!r}" '
         f'data-ylim="{y0!r},{y1!r}">{svg}<figcaption>{esc(caption)}</figcaption></figure>'
