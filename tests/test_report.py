@@ -47,20 +47,22 @@ def test_policy_run_report_has_every_curve_the_table_and_the_answers(policy_run,
     assert not re.search(r'(src|href)="(https?:)?//', page)
 
 
-def test_reward_run_report_draws_accuracy_margin_and_reward_histograms(reward_run, tmp_path):
-    run = shutil.copytree(reward_run, tmp_path / "run")
-    rewards = {"before": {"chosen": [0.1, 0.2, -0.1], "rejected": [0.0, 0.3, -0.2]},
-               "after": {"chosen": [1.0, 1.5, 0.9], "rejected": [-1.0, -0.5, -0.8]}}  # fmt: skip
-    (run / "rewards.json").write_text(json.dumps(rewards))
-    page = render_report(run).read_text()
+def test_reward_run_report_draws_accuracy_margin_and_reward_histograms(reward_run):
+    # The run itself wrote rewards.json: every held-out pair's rewards, before and after training.
+    rewards = json.loads((reward_run / "rewards.json").read_text())
+    assert {len(rewards[w][a]) for w in ("before", "after") for a in ("chosen", "rejected")} == {16}
+    # The mean held-out margin in metrics.jsonl is the mean of these rewards' differences.
+    last_eval = [r for r in map(json.loads, (reward_run / "metrics.jsonl").read_text().splitlines())][-1]
+    margins = [c - r for c, r in zip(rewards["after"]["chosen"], rewards["after"]["rejected"], strict=True)]
+    assert last_eval["split"] == "eval" and sum(margins) / 16 == pytest.approx(last_eval["margin"], abs=1e-5)
+    page = (reward_run / "report.html").read_text()  # written by the run
     figures = _figures(page)
     assert {"loss", "accuracy", "margin", "mean_reward"} <= set(figures)
     assert 'id="accuracy-eval"' in figures["accuracy"]
-    assert "rewards before training" in figures and "rewards after training" in figures
-    # 3 answers per group: the bars of each group hold 3 answers in all (bar heights in the SVG are not data, but
-    # the number of non-empty bars can be at most 3).
-    hist = figures["rewards after training"]
-    assert 'id="rewards-after-training-chosen-bar-0"' in hist and 'id="rewards-after-training-rejected-bar-0"' in hist
+    for when in ("before", "after"):
+        hist = figures[f"rewards {when} training"]
+        assert f'id="rewards-{when}-training-chosen-bar-0"' in hist
+        assert f'id="rewards-{when}-training-rejected-bar-0"' in hist
 
 
 def test_a_run_with_nothing_logged_yet_gets_an_explicit_empty_state(tmp_path):

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from prefalign.report.render import render_report
+from prefalign.training.events import Listener
 
 log = logging.getLogger(__name__)
 
 
-class ReportListener:
+class ReportListener(Listener):
     """A training-loop listener (on_eval, on_end) that rewrites the run's report.html.
 
     Writing the report never fails a run: an error becomes a warning (Python's `warnings`, once per kind of

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prefalign.config import ConfigError
+from prefalign.training.events import Listener
+
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")
 PROJECT = "prefalign"  # the W&B / trackio project and MLflow experiment, unless their own variables say otherwise
 
@@ -25,7 +28,7 @@ PROJECT = "prefalign"  # the W&B / trackio project and MLflow experiment, unless
 _PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
 
 
-class TrackerError(ValueError):
+class TrackerError(ConfigError):
     """A tracker that cannot be used: unknown, or its package is not installed."""
 
 
@@ -85,7 +88,7 @@ def _make(name: str, run_name: str, run_dir: Path):
     return tracking.TrackioTracker(os.environ.get("TRACKIO_PROJECT", PROJECT), name=run_name)
 
 
-class TrackerListener:
+class TrackerListener(Listener):
     """Sends the run's metrics and config to the trackers named in output.report_to (main process only)."""
 
     def __init__(self, names: Sequence[str], run_name: str, run_dir: Path | str, config: dict[str, Any]):
