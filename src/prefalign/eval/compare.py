@@ -175,7 +175,7 @@ def load_reward_model_from(path: str, device) -> tuple[torch.nn.Module, Any]:
     Anything that is not a sequence classifier with one output is a clear error."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from prefalign.model.load import resolve_path
+    from prefalign.model.load import resolve_path, use_reward_pad_token
 
     run = Path(path)
     adapter = None
@@ -206,6 +206,9 @@ def load_reward_model_from(path: str, device) -> tuple[torch.nn.Module, Any]:
     if model.config.num_labels != 1:
         raise ConfigError(f"--reward-model: {path} has {model.config.num_labels} outputs; a reward model has one")
     tokenizer = AutoTokenizer.from_pretrained(adapter or model_path)
+    # The reward is read at the last token that is not padding: the pad token must be the one training chose
+    # (never the EOS that ends the answer). A base model's config + adapter still has the base's pad token.
+    model.config.get_text_config().pad_token_id = use_reward_pad_token(tokenizer)
     return model.to(device).eval(), tokenizer
 
 
