@@ -56,10 +56,10 @@ def _to_data(point: tuple[float, float], axes: str, xlim: str, ylim: str) -> tup
 
 
 @pytest.fixture
-def report_run(policy_run, tmp_path) -> Path:
+def report_run(request, tmp_path) -> Path:
     if os.environ.get("PREFALIGN_REPORT_RUN"):
         return Path(os.environ["PREFALIGN_REPORT_RUN"])
-    run = shutil.copytree(policy_run, tmp_path / "run")
+    run = shutil.copytree(request.getfixturevalue("policy_run"), tmp_path / "run")  # trained only when needed
     (run / "warnings.jsonl").write_text(json.dumps({"step": 6, "message": "a likelihood-watch finding"}) + "\n")
     return run
 
