@@ -147,3 +147,41 @@ def trl_one_step_args(out_dir: Path, **settings) -> dict:
         "fp16": False,
         **settings,
     }
+
+
+def _report_run(root: Path, model_dir: Path, name: str, method: dict | None = None, **sections) -> Path:
+    """A finished tiny run (prefalign.train) on the toy pairs, held out as well, for the report tests."""
+    import prefalign
+
+    data = write_jsonl(root / "toy.jsonl", toy_rows())
+    run_dir = root / name
+    config = tiny_config(model_dir, data, run_dir, data={"train": str(data), "eval": str(data)}, **sections)
+    if method is not None:
+        config["method"] = method
+    prefalign.train(config, quiet=True)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def policy_run(tmp_path_factory, tiny_model_dir) -> Path:
+    """A DPO run on the tiny model: 12 steps, eval every 4 and before training, two answers before/after."""
+    return _report_run(
+        tmp_path_factory.mktemp("report"),
+        tiny_model_dir,
+        "policy",
+        train={"max_steps": 12, "eval_every": 4, "lr": 1e-2},
+        eval={"generations": 2, "before": True, "max_new_tokens": 8},
+    )
+
+
+@pytest.fixture(scope="session")
+def reward_run(tmp_path_factory, tiny_model_dir) -> Path:
+    """A Bradley–Terry reward model run on the tiny model: 6 steps, eval every 3 and before training."""
+    return _report_run(
+        tmp_path_factory.mktemp("report"),
+        tiny_model_dir,
+        "reward",
+        method={"kind": "reward"},
+        train={"max_steps": 6, "eval_every": 3},
+        eval={"before": True},
+    )

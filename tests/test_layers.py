@@ -13,7 +13,7 @@ from prefalign.data.templates import TEMPLATES
 LAYERS = [
     ["prefalign.cli", "prefalign.__main__", "prefalign.docs"],
     ["prefalign.run", "prefalign"],  # the package's __init__ re-exports prefalign.train
-    ["prefalign.training", "prefalign.eval", "prefalign.export"],
+    ["prefalign.training", "prefalign.eval", "prefalign.export", "prefalign.report"],
     ["prefalign.objective"],
     ["prefalign.model.reference", "prefalign.model.reference_cache"],  # reference strategies
     ["prefalign.scoring"],  # log-probs, rewards

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -23,7 +24,8 @@ def write_atomically(target: Path, write: Callable[[Path], None], *, directory: 
         tmp = Path(name)
     try:
         write(tmp)
-        if target.is_dir():  # os.replace cannot replace a directory that has files
+        os.chmod(tmp, _default_mode(directory))  # mkdtemp/mkstemp make it private; outputs are for reading
+        if directory and target.is_dir():  # os.replace cannot replace a directory that has files
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
@@ -32,3 +34,18 @@ def write_atomically(target: Path, write: Callable[[Path], None], *, directory: 
         elif tmp.exists():
             tmp.unlink()
     return target
+
+
+def write_text_atomically(target: Path, text: str) -> Path:
+    return write_atomically(Path(target), lambda tmp: tmp.write_text(text, encoding="utf-8"), directory=False)
+
+
+def write_json_atomically(target: Path, value: object) -> Path:
+    return write_text_atomically(target, json.dumps(value, indent=1, ensure_ascii=False, default=str) + "\n")
+
+
+def _default_mode(directory: bool) -> int:
+    """What a plain mkdir / open would have given under the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask

@@ -349,5 +349,83 @@ def validate(
 _SHOWN = 50  # bad rows listed by `data validate`; all are counted
 
 
+# --- eval and runs (issue 16): thin commands; the work is in prefalign.eval.compare and prefalign.report.runs ---
+
+
+@app.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
+def eval_command(
+    model_or_run: Annotated[str, typer.Argument(help="A `prefalign train` run directory, or a model path.")],
+    data: Annotated[Path, typer.Option("--data", help="Preference pairs (any format `train` reads).")],
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="The reference / base model (default: the run's own).")
+    ] = None,
+    reward_model: Annotated[
+        str | None, typer.Option("--reward-model", help="A prefalign reward model (run directory or model path).")
+    ] = None,
+    prompts: Annotated[
+        Path | None, typer.Option("--prompts", help="Prompts to answer (.txt, .json, .jsonl); default: --data's.")
+    ] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many prompts to answer.")] = 50,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens per answer.")] = 96,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: RUN_DIR/eval).")] = None,
+) -> None:
+    """Evaluate a policy against its reference on preference pairs, answer prompts with the base and the aligned
+    model side by side, and with --reward-model give the win rate of aligned over base. Writes eval.json,
+    eval.jsonl and eval.html."""
+    from prefalign.data import DataError
+    from prefalign.eval.compare import evaluate
+
+    try:
+        result = evaluate(
+            model_or_run, data, reference=reference, reward_model=reward_model, prompts=prompts, n=n,
+            max_new_tokens=max_new_tokens, out=out,
+        )  # fmt: skip
+    except (ConfigError, DataError, OSError) as exc:
+        _fail(exc)
+    console = Console()
+    table = Table("metric", "value", title="prefalign eval")
+    for name, value in {**result.pairs, **result.rewards}.items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"{len(result.answers)} answers side by side; written to {result.out_dir}/eval.json, eval.jsonl, "
+                  "eval.html", highlight=False)  # fmt: skip
+
+
+@app.command("runs", context_settings={"help_option_names": ["-h", "--help"]})
+def runs_command(
+    directory: Annotated[Path, typer.Argument(help="Where the runs are.")] = Path("runs"),
+    compare: Annotated[
+        list[Path] | None, typer.Option("--compare", help="Runs whose curves to overlay (repeat, or list them).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="The comparison page.")] = Path("compare.html"),
+) -> None:
+    """A table of the runs under DIRECTORY (method, data, steps, held-out accuracy before → after, margin, time,
+    warnings); with --compare A --compare B, an HTML page with their curves overlaid."""
+    from prefalign.report.rundir import ReportError, read_run
+    from prefalign.report.runs import find_runs, run_row, write_compare
+
+    try:
+        if compare:
+            page = write_compare([read_run(path) for path in compare], out)
+            Console().print(f"Wrote {page}", highlight=False)
+            return
+        runs = find_runs(directory)
+    except ReportError as exc:
+        _fail(exc)
+    table = Table("run", "method", "data", "steps", "accuracy", "margin", "time", "warnings", "status")
+    for r in map(run_row, runs):
+        accuracy = f"{_num(r.accuracy_before)} → {_num(r.accuracy_after)}"
+        time = f"{int(r.seconds) // 60}m{int(r.seconds) % 60:02d}s" if r.seconds is not None else "—"
+        table.add_row(r.name, r.method, r.data, str(r.steps), accuracy, _num(r.margin), time, str(r.warnings), r.status)
+    console = Console()
+    if not console.is_terminal:  # piped: one line per run, nothing cut
+        console = Console(width=250)
+    console.print(table if runs else f"No prefalign runs under {directory}")
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def main() -> None:
     app()

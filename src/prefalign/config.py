@@ -475,6 +475,20 @@ class OutputConfig(_Section):
         "default both with LoRA, merged for full fine-tuning.",
     )
     overwrite: bool = Field(False, description="Allow reusing a non-empty run directory.")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list,
+        description="Experiment trackers that get every metrics.jsonl record (as split/metric) and the resolved "
+        "config; each needs its extra: pip install 'prefalign[tensorboard]'.",
+    )
+    run_name: str | None = Field(None, description="The run's name in the trackers; default: output.dir's name.")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_none(cls, value: Any) -> Any:
+        """`report_to: wandb` and `report_to: none`, as TRL and the Trainer spell them, too."""
+        if value is None or value == "none":
+            return []
+        return [value] if isinstance(value, str) else value
 
 
 class RunConfig(_Section):

@@ -14,15 +14,18 @@ import datasets
 import transformers
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import gather_object
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from prefalign.atomic import write_json_atomically
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, data_kind, prepare_data
 from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
+from prefalign.eval.rewards import held_out_rewards
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.model.attention import resolve_layout, resolve_pack_length
@@ -39,6 +42,9 @@ from prefalign.model.load import (
 from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
+from prefalign.report.lengths import length_percentiles
+from prefalign.report.listener import ReportListener
+from prefalign.report.trackers import TrackerListener, check_trackers
 from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.events import Events
@@ -61,7 +67,9 @@ class RunResult:
     last_train: dict[str, float]
     generations: list[dict] = field(default_factory=list)  # {"prompt", "before", "after"}
     saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged -> path
-    warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
+    warnings: list[str] = field(default_factory=list)
+    reference_mode: str = ""  # what reference.mode resolved to (auto -> adapter, precomputed, ...)
+    processes: int = 1  # training.watch findings, "step N: ..."
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -161,6 +169,7 @@ class Run:
                 "model.attention: flex_attention cannot train on CPU: torch has no FlexAttention backward there; use "
                 "sdpa (the default: prefalign's segment attention skips the same masked blocks)"
             )
+        check_trackers(config.output.report_to)  # a missing tracker package stops the run before anything loads
         self.run_dir = prepare_run_dir(config) if self.is_main else Path(config.output.dir)
         if config.import_table is not None and self.is_main:
             table = config.import_table
@@ -179,7 +188,11 @@ class Run:
         self.prompts = _sample_prompts(config, self.prepared, self.tokenizer)
         if self.is_main:
             _print_data(self.console, self.prepared)
-            (self.run_dir / "data.json").write_text(json.dumps(asdict(self.prepared.report), indent=1, default=str))
+            data = asdict(self.prepared.report)
+            data["train"] = len(self.prepared.train)
+            data["eval"] = len(self.prepared.eval) if self.prepared.eval is not None else 0
+            data["lengths"] = length_percentiles({"train": self.prepared.train, "eval": self.prepared.eval})
+            write_json_atomically(self.run_dir / "data.json", data)
 
     def models(self) -> None:
         """The trained model (a policy or a reward model), the scorer that runs it, and the objective."""
@@ -240,6 +253,7 @@ class Run:
                 batch_size = config.train.eval_batch_size or config.train.batch_size
                 self.before_metrics = held_out_metrics(accelerator, self.scorer, self.training, batch_size)
             self.before_answers = self._answers(self.model)
+            self._held_out_rewards("before")
         if self.is_main:
             before = {"metrics": self.before_metrics, "answers": self.before_answers}
             before_file.write_text(json.dumps(before, indent=1))
@@ -255,6 +269,9 @@ class Run:
             if self.objective.needs_reference and margin == "rewards/margins":
                 self.watch = WatchListener(LikelihoodWatch(accuracy), report=events.finding)
                 events.add(self.watch)
+            # The report is redrawn at every eval and at the end; the trackers get every record.
+            self.report = ReportListener(self.run_dir, enabled=self.is_main)
+            events.add(self.report, *self._trackers())
             self.loop = fit(self.training, self.config.train, self.accelerator, self.run_dir, events)
         del self.training, self.ref  # the reference (a model, or cached log-probs) is not needed any more
         self.model = self.accelerator.unwrap_model(self.scorer).model
@@ -263,6 +280,7 @@ class Run:
         """Answers to the same held-out prompts after training, beside the ones before."""
         with self.accelerator.autocast():
             after_answers = self._answers(self.model)
+            self._held_out_rewards("after")
         before_answers = self.before_answers or [""] * len(self.prompts)
         self.generations = [
             {"prompt": text, "before": before, "after": after}
@@ -291,6 +309,8 @@ class Run:
             generations=self.generations,
             saved=self.saved,
             warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
+            reference_mode=self.reference_mode,
+            processes=self.accelerator.num_processes,
         )
         if not self.is_main:
             return
@@ -302,7 +322,32 @@ class Run:
             (self.run_dir / "generations.json").write_text(answers)
         result = json.dumps(asdict(self.result), indent=1, default=str, ensure_ascii=False)
         (self.run_dir / "result.json").write_text(result)
+        self.report.render()  # the finished page: result.json and the answers are there now
         print_summary(self.console, config, self.result)
+
+    def _trackers(self) -> list[TrackerListener]:
+        output = self.config.output
+        if not output.report_to or not self.is_main:
+            return []
+        name = output.run_name or self.run_dir.name
+        return [TrackerListener(output.report_to, name, self.run_dir, self.config.model_dump(mode="json"))]
+
+    def _held_out_rewards(self, when: str) -> None:
+        """A reward model's rewards of the held-out answers (report.html's histogram): rewards.json[when]."""
+        if self.config.method.kind != "reward" or self.prepared.eval is None:
+            return
+        accelerator = self.accelerator
+        batch_size = self.config.train.eval_batch_size or self.config.train.batch_size
+        own = held_out_rewards(
+            self.scorer, self.objective, self.prepared.eval, batch_size, self.tokenizer.pad_token_id,
+            accelerator.device, rank=accelerator.process_index, world=accelerator.num_processes,
+        )  # fmt: skip
+        shares = gather_object([own])
+        if self.is_main:
+            path = self.run_dir / "rewards.json"
+            saved = json.loads(path.read_text()) if path.is_file() else {}
+            saved[when] = {name: [v for share in shares for v in share[name]] for name in ("chosen", "rejected")}
+            write_json_atomically(path, saved)
 
     def _answers(self, model: nn.Module) -> list[str]:
         return generate(model, self.tokenizer, [ids for _, ids in self.prompts], self.config.eval.max_new_tokens)
