@@ -68,13 +68,17 @@ def _load_config(model_dir: Path) -> Any:
     return AutoConfig.from_pretrained(model_dir)
 
 
-def check_exportable(model_dir: Path) -> None:
+def check_exportable(path: str | Path, revision: str | None = None, trust_remote_code: bool = False) -> None:
     """Raise GgufArchError if the model's architecture or tokenizer cannot be written correctly. Reads only the
-    config and the tokenizer: run it before training."""
-    from transformers import AutoTokenizer
+    config and the tokenizer (a directory or a hub id): run it before training."""
+    from transformers import AutoConfig, AutoTokenizer
 
-    arch_spec(_load_config(model_dir))
-    vocab_kind(model_dir, AutoTokenizer.from_pretrained(model_dir))
+    options = {"revision": revision, "trust_remote_code": trust_remote_code}
+    config = AutoConfig.from_pretrained(path, **options)
+    spec = arch_spec(config)
+    vocab_kind(AutoTokenizer.from_pretrained(path, **options))
+    if getattr(config, "vocab_size", None) is None:
+        raise GgufArchError(f"{spec.family}: the config has no vocab_size")
 
 
 def _safetensors_files(model_dir: Path) -> list[Path]:

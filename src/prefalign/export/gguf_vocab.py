@@ -34,18 +34,37 @@ _PRE_TOKENIZERS = {
     "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",
 }
 
+# A tokenizer whose check hash is new (another vocabulary) but whose pre-tokenizer is one of these regexes
+# (followed by a byte-level step) splits text as llama.cpp's pre-tokenizer of that name does.
+_PRE_TOKENIZER_REGEXES = {
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+": "qwen2",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+": "llama-bpe",
+}
 
-def _tokenizer_json(model_dir: Path) -> dict:
-    path = model_dir / "tokenizer.json"
-    if not path.is_file():
-        raise GgufArchError(f"{model_dir}: no tokenizer.json (a fast tokenizer); save the tokenizer with transformers")
-    return json.loads(path.read_text(encoding="utf-8"))
+
+def _pre_tokenizer_by_regex(tokenizer_json: dict) -> str | None:
+    pre = tokenizer_json.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", [pre])
+    kinds = [step.get("type") for step in steps]
+    if kinds != ["Split", "ByteLevel"] or steps[1].get("use_regex", True):
+        return None
+    return _PRE_TOKENIZER_REGEXES.get(steps[0].get("pattern", {}).get("Regex"))
 
 
-def vocab_kind(model_dir: Path, tokenizer: Any) -> tuple[str, str]:
+def _tokenizer_json(tokenizer: Any) -> dict:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise GgufArchError("the tokenizer is not a fast (tokenizers) one, which the GGUF export reads")
+    return json.loads(backend.to_str())
+
+
+def vocab_kind(tokenizer: Any) -> tuple[str, str]:
     """("gpt2", pre-tokenizer name) or ("llama", "default"); GgufArchError for a tokenizer llama.cpp would split
     differently. Cheap: run before training, so a run that cannot be exported fails before it starts."""
-    model = _tokenizer_json(model_dir)["model"]
+    tokenizer_json = _tokenizer_json(tokenizer)
+    model = tokenizer_json["model"]
     if model.get("type") != "BPE":
         raise GgufArchError(f"tokenizer model {model.get('type')!r} is not written to GGUF by prefalign (BPE only)")
     if model.get("byte_fallback"):
@@ -53,7 +72,7 @@ def vocab_kind(model_dir: Path, tokenizer: Any) -> tuple[str, str]:
     digest = sha256(str(tokenizer.encode(_PRE_CHECK_TEXT, add_special_tokens=False)).encode()).hexdigest()
     # The hash is over the ids with any BOS the tokenizer adds; try both, as tokenizers differ in adding one.
     with_special = sha256(str(tokenizer.encode(_PRE_CHECK_TEXT)).encode()).hexdigest()
-    pre = _PRE_TOKENIZERS.get(with_special) or _PRE_TOKENIZERS.get(digest)
+    pre = _PRE_TOKENIZERS.get(with_special) or _PRE_TOKENIZERS.get(digest) or _pre_tokenizer_by_regex(tokenizer_json)
     if pre is None:
         raise GgufArchError(
             "the tokenizer's pre-tokenizer is not one llama.cpp is known to reproduce (its check hash "
@@ -96,7 +115,7 @@ def write_vocab(writer: gguf.GGUFWriter, model_dir: Path, n_vocab: int) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    kind, pre = vocab_kind(model_dir, tokenizer)
+    kind, pre = vocab_kind(tokenizer)
     if len(tokenizer) > n_vocab:
         raise GgufArchError(f"the tokenizer has {len(tokenizer)} tokens and the model's embedding {n_vocab} rows")
     if kind == "gpt2":
@@ -122,7 +141,7 @@ def write_vocab(writer: gguf.GGUFWriter, model_dir: Path, n_vocab: int) -> None:
         writer.add_token_scores(scores)
         writer.add_token_types(types)
         # Llama 2 and Mistral prefix a space ("▁Hello"); Gemma's tokenizer does not.
-        writer.add_add_space_prefix(_prefixes_space(_tokenizer_json(model_dir)))
+        writer.add_add_space_prefix(_prefixes_space(_tokenizer_json(tokenizer)))
     # BOS/EOS/pad/unk ids, whether BOS is added, the merges and the chat template (tokenizer_config.json or
     # chat_template.jinja): read by the gguf package as llama.cpp's converter does.
     special = gguf.SpecialVocab(model_dir, load_merges=kind == "gpt2", n_vocab=n_vocab)
