@@ -226,3 +226,43 @@ def test_export_cli_writes_a_run_directorys_gguf_and_refuses_to_overwrite(saved,
     assert result.exit_code == 2 and "--overwrite" in result.output
     result = CliRunner().invoke(app, ["export", "gguf", str(run_dir), "--quant", "q4_k_x"])
     assert result.exit_code == 2 and "unknown GGUF type 'q4_k_x'" in result.output
+
+
+def test_llama_cpp_tokenizes_and_templates_like_transformers(saved, tokenizer, tmp_path):
+    """The vocabulary, pre-tokenizer, special tokens and chat template reach llama.cpp intact."""
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) runs the file in llama.cpp")
+    from llama_cpp import Llama
+
+    _, model_dir = saved("llama")
+    (path,) = export_gguf(model_dir, tmp_path, "tiny", ["q8_0"])
+    llm = Llama(model_path=str(path), n_ctx=256, verbose=False, n_threads=2)
+    chat = [{"role": "user", "content": TEXT}, {"role": "assistant", "content": "It is RED. 🦙 ok"}]
+    rendered = tokenizer.apply_chat_template(chat, tokenize=False)
+    expected = tokenizer(rendered, add_special_tokens=False).input_ids
+    assert llm.tokenize(rendered.encode(), add_bos=False, special=True) == expected
+    assert llm.token_bos() == tokenizer.bos_token_id and llm.token_eos() == tokenizer.eos_token_id
+    assert llm.metadata["tokenizer.chat_template"] == tokenizer.chat_template
+    assert llm.detokenize(expected).decode() == rendered
+
+
+@pytest.mark.parametrize("quant", ["q4_k_m", "q5_k_m", "q6_k"])
+def test_k_quants_come_from_llama_cpps_quantizer_and_stay_close(quant, saved, tokenizer, tmp_path):
+    """K-quants need rows in blocks of 256: a hidden size of 256 puts every weight through them."""
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) quantises K-quants")
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    model, model_dir = saved("llama", hidden=256)
+    (path,) = export_gguf(model_dir, tmp_path, "tiny", [quant])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # the 16-bit intermediate is gone
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
+    expected_type = {"q4_k_m": "Q4_K", "q5_k_m": "Q5_K", "q6_k": "Q6_K"}[quant]
+    assert types["blk.0.attn_q.weight"] == expected_type
+    assert types["blk.0.attn_norm.weight"] == "F32"
+    ids = _ids(tokenizer)
+    expected = _hf_logits(model, ids)
+    read_back = _hf_logits(AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name).eval(), ids)
+    # A random model's logits are nearly flat, so top-1 means little here; the error must stay a small share
+    # of the logits' spread (measured: well under 0.25 of it).
+    error = (read_back - expected).abs().mean() / expected.std()
+    assert error < 0.25, error
