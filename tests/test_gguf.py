@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import prefalign
 from prefalign.export.gguf import GgufExportError, export_gguf
 from prefalign.export.gguf_arch import GgufArchError
 from prefalign.export.gguf_types import check_gguf_types
@@ -186,9 +187,12 @@ def test_an_unsupported_architecture_fails_before_training_naming_the_supported_
     GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2)).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
-    config = load_config(tiny_config(model_dir, data, tmp_path / "run", output={"save": ["merged"], "gguf": ["f16"]}))
+    raw = tiny_config(model_dir, data, tmp_path / "run", output={"save": ["merged"], "gguf": ["f16"]})
     with pytest.raises(ConfigError) as error:
-        check_gguf_output(config)
+        check_gguf_output(load_config(raw))
+    with pytest.raises(ConfigError, match=re.escape("output.gguf: GPT2LMHeadModel")):
+        prefalign.train(raw, quiet=True)
+    assert not (tmp_path / "run").exists()  # before the run directory, let alone training
     assert "output.gguf: GPT2LMHeadModel cannot be written as GGUF" in str(error.value)
     assert "Llama (SmolLM2, Llama 3), Mistral, Qwen2, Qwen3, Gemma 2 and Gemma 3" in str(error.value)
     with pytest.raises(GgufArchError, match="GPT2LMHeadModel"):
@@ -266,3 +270,23 @@ def test_k_quants_come_from_llama_cpps_quantizer_and_stay_close(quant, saved, to
     # of the logits' spread (measured: well under 0.25 of it).
     error = (read_back - expected).abs().mean() / expected.std()
     assert error < 0.25, error
+
+
+def test_a_run_with_output_gguf_writes_its_files_from_the_merged_model(tiny_model_dir, toy_data, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import tiny_config
+
+    run_dir = tmp_path / "tinyrun"
+    config = tiny_config(tiny_model_dir, toy_data, run_dir, output={"save": ["adapter", "merged"], "gguf": ["q8_0"]})
+    result = prefalign.train(config, quiet=True)
+    path = run_dir / "gguf" / "tinyrun-Q8_0.gguf"
+    assert result.saved["gguf q8_0"] == str(path)
+    assert sorted(p.name for p in (run_dir / "gguf").iterdir()) == ["tinyrun-Q8_0.gguf"]
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged").eval()
+    from_gguf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    ids = torch.tensor([[1, 504, 3458, 30, 2]])
+    with torch.no_grad():
+        expected, got = merged(ids).logits, from_gguf(ids).logits
+    assert (got.argmax(-1) == expected.argmax(-1)).all()
+    torch.testing.assert_close(got, expected, atol=0.05, rtol=0.05)  # q8_0 of a trained (merged LoRA) model

@@ -36,13 +36,8 @@ def test_smollm2_ggufs_agree_with_the_merged_model_on_held_out_text(smollm_dir, 
 def quickstart_run(tmp_path_factory):
     """The quickstart as `make quickstart` runs it (about 6 minutes on 2 cores), with a q4_k_m GGUF."""
     run_dir = tmp_path_factory.mktemp("quickstart") / "quickstart"
-    result = prefalign.train(REPO / "examples" / "quickstart.yaml", [f"output.dir={run_dir}"], quiet=True)
-    from prefalign.config import load_config
-    from prefalign.export.gguf_run import write_run_gguf
-
-    config = load_config(REPO / "examples" / "quickstart.yaml", [f"output.dir={run_dir}", "output.gguf=[q4_k_m]"])
-    if not (run_dir / "gguf").is_dir():  # until the run's export stage writes output.gguf itself
-        write_run_gguf(config, run_dir, run_dir / "merged")
+    overrides = [f"output.dir={run_dir}", "output.gguf=[q4_k_m]"]
+    result = prefalign.train(REPO / "examples" / "quickstart.yaml", overrides, quiet=True)
     return result, run_dir
 
 
@@ -52,7 +47,7 @@ def test_the_quickstarts_q4_k_m_answers_with_tldr_in_llama_cpp(quickstart_run):
 
     result, run_dir = quickstart_run
     path = run_dir / "gguf" / "quickstart-Q4_K_M.gguf"
-    assert path.is_file()
+    assert result.saved["gguf q4_k_m"] == str(path) and path.is_file()
     first = result.generations[0]
     assert first["after"].startswith("TL;DR:")  # the merged model's answer
     llm = Llama(model_path=str(path), n_ctx=512, verbose=False, n_threads=2, seed=0)
