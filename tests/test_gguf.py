@@ -52,11 +52,8 @@ def _tiny(kind: str, tokenizer, hidden: int = 64):
     elif kind == "qwen2":  # q/k/v biases
         config = tf.Qwen2Config(**common, tie_word_embeddings=True)
         model = tf.Qwen2ForCausalLM(config)
-    elif kind == "qwen3":  # q/k norms
-        config = tf.Qwen3Config(**common, head_dim=hidden // 4, tie_word_embeddings=True)
-        model = tf.Qwen3ForCausalLM(config)
-    elif kind == "qwen3-head-dim":  # head_dim apart from hidden/heads, as in the real Qwen3 models
-        config = tf.Qwen3Config(**common, head_dim=32, tie_word_embeddings=True)
+    elif kind == "qwen3":  # q/k norms; head_dim 128 apart from hidden/heads, as in every real Qwen3
+        config = tf.Qwen3Config(**common, head_dim=128, tie_word_embeddings=True)
         model = tf.Qwen3ForCausalLM(config)
     elif kind == "gemma2":  # (1 + w) norms, four norms a layer, soft-capping, sliding layers
         config = tf.Gemma2Config(**common, head_dim=256, query_pre_attn_scalar=256, sliding_window=8)
@@ -70,9 +67,8 @@ def _tiny(kind: str, tokenizer, hidden: int = 64):
 
 
 # transformers' GGUF reader ignores llama.cpp's rope_freqs tensor; llama.cpp's answer is the one that counts.
-# Nor does it read attention.key_length for Qwen3 (it assumes head_dim = hidden / heads).
-NOT_READ_BY_TRANSFORMERS = {"llama3-rope", "qwen3-head-dim"}
-ARCHS = ["llama", "llama3-rope", "mistral", "qwen2", "qwen3", "qwen3-head-dim", "gemma2", "gemma3"]
+NOT_READ_BY_TRANSFORMERS = {"llama3-rope"}
+ARCHS = ["llama", "llama3-rope", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"]
 
 
 @pytest.fixture(scope="module")

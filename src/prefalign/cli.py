@@ -256,7 +256,7 @@ def export_gguf_command(
             "--quant",
             "-q",
             help="GGUF type, repeatable: f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m (K-quants need "
-            "pip install 'prefalign[gguf]').",
+            "pip install 'prefalign\\[gguf]').",
         ),
     ],
     out: Annotated[Path | None, typer.Option("--out", help="Directory for the files (default: RUN_DIR/gguf).")] = None,
