@@ -28,13 +28,20 @@ def held_out_ids(tokenizer, rows: int = 24) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def logits(model, batches: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([model(ids).logits[0].float() for ids in batches])
+def logits(model, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [model(ids).logits[0].float() for ids in batches]
 
 
-def agreement(got: torch.Tensor, expected: torch.Tensor) -> tuple[float, float]:
-    top1 = (got.argmax(-1) == expected.argmax(-1)).float().mean().item()
-    return top1, (got - expected).abs().max().item()
+@torch.no_grad()
+def agreement(model, batches: list[torch.Tensor], expected: list[torch.Tensor]) -> tuple[float, float]:
+    """Top-1 agreement and the largest logit difference, one conversation at a time (memory: one logits row set)."""
+    same, total, diff = 0, 0, 0.0
+    for ids, reference in zip(batches, expected, strict=True):
+        got = model(ids).logits[0].float()
+        same += int((got.argmax(-1) == reference.argmax(-1)).sum())
+        total += got.shape[0]
+        diff = max(diff, (got - reference).abs().max().item())
+    return same / total, diff
 
 
 def measure(model_dir: Path, quants: list[str], work: Path) -> dict[str, tuple[float, float]]:
@@ -46,13 +53,13 @@ def measure(model_dir: Path, quants: list[str], work: Path) -> dict[str, tuple[f
     batches = held_out_ids(tokenizer)
     merged = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     expected = logits(merged, batches)
-    results = {"bf16-rounded weights": agreement(logits(merged.to(torch.bfloat16).float(), batches), expected)}
+    results = {"bf16-rounded weights": agreement(merged.to(torch.bfloat16).float(), batches, expected)}
     del merged
     for path, quant in zip(export_gguf(model_dir, work, "model", quants, overwrite=True), quants, strict=True):
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
-        results[quant] = agreement(logits(model, batches), expected)
+        results[quant] = agreement(model, batches, expected)
         del model
-    results["positions"] = (float(expected.shape[0]), 0.0)
+    results["positions"] = (float(sum(ids.shape[1] for ids in batches)), 0.0)
     return results
 
 
