@@ -286,3 +286,56 @@ def test_a_run_with_output_gguf_writes_its_files_from_the_merged_model(tiny_mode
         expected, got = merged(ids).logits, from_gguf(ids).logits
     assert (got.argmax(-1) == expected.argmax(-1)).all()
     torch.testing.assert_close(got, expected, atol=0.05, rtol=0.05)  # q8_0 of a trained (merged LoRA) model
+
+
+def _sentencepiece_bpe_tokenizer():
+    """A SentencePiece-style BPE with byte fallback (Llama 2's, Mistral's, Gemma's kind), trained here."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+    from transformers import LlamaTokenizerFast
+
+    corpus = [TEXT, "Name a colour. It is RED.", "the quick brown fox jumps over the lazy dog"] * 50
+    backend = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    specials = ["<unk>", "<s>", "</s>", *(f"<0x{i:02X}>" for i in range(256))]
+    backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials))
+    tokenizer = LlamaTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", add_bos_token=True
+    )
+    tokenizer.chat_template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}</s>{% endfor %}"
+    return tokenizer
+
+
+def test_a_sentencepiece_vocabulary_round_trips_with_scores_bytes_and_space_prefix(tmp_path):
+    import gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tokenizer = _sentencepiece_bpe_tokenizer()
+    config = MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, sliding_window=None, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    model = _randomise(MistralForCausalLM(config), gemma=False)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    (path,) = export_gguf(tmp_path / "model", tmp_path / "gguf", "spm", ["f32"])
+    fields = gguf.GGUFReader(path).fields
+    assert fields["tokenizer.ggml.model"].contents() == "llama"
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is True
+    assert fields["tokenizer.ggml.add_space_prefix"].contents() is True
+    assert fields["tokenizer.chat_template"].contents() == tokenizer.chat_template
+
+    text = "Name a colour: it is RED. Über 42 🦙"  # unseen characters go through the byte tokens
+    expected = AutoTokenizer.from_pretrained(tmp_path / "model")(text).input_ids
+    assert AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)(text).input_ids == expected
+    ids = torch.tensor([expected])
+    read_back = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    torch.testing.assert_close(_hf_logits(read_back, ids), _hf_logits(model, ids), atol=2e-4, rtol=1e-4)
+
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) runs the file in llama.cpp")
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=128, verbose=False, n_threads=2)
+    assert llm.tokenize(text.encode(), add_bos=True) == expected
