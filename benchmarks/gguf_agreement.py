@@ -1,5 +1,5 @@
 """How closely each GGUF type reproduces the merged model: next-token logits on held-out text, read back by
-transformers (`gguf_file=`). Run:  python benchmarks/gguf_agreement.py [MODEL_DIR] [--quant f16 q8_0 q4_k_m]
+transformers (`gguf_file=`). Run:  python benchmarks/gguf_agreement.py [MODEL_DIR] [--quant f16 q8_0 q4_k_m] [--rows 24]
 
 Prints, per type: top-1 agreement of the next-token prediction with the merged model over every position of
 the held-out answers, the largest logit difference, and the same two figures for the merged model with its
@@ -44,13 +44,13 @@ def agreement(model, batches: list[torch.Tensor], expected: list[torch.Tensor]) 
     return same / total, diff
 
 
-def measure(model_dir: Path, quants: list[str], work: Path) -> dict[str, tuple[float, float]]:
+def measure(model_dir: Path, quants: list[str], work: Path, rows: int = 24) -> dict[str, tuple[float, float]]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prefalign.export.gguf import export_gguf
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    batches = held_out_ids(tokenizer)
+    batches = held_out_ids(tokenizer, rows)
     merged = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     expected = logits(merged, batches)
     results = {"bf16-rounded weights": agreement(merged.to(torch.bfloat16).float(), batches, expected)}
@@ -69,10 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model_dir", nargs="?", default=None)
     parser.add_argument("--quant", nargs="+", default=["f16", "q8_0", "q4_k_m"])
+    parser.add_argument("--rows", type=int, default=24, help="held-out conversations (of 45)")
     args = parser.parse_args()
     model_dir = Path(args.model_dir or resolve_path("builtin:smollm2-135m-instruct"))
     with tempfile.TemporaryDirectory() as work:
-        results = measure(model_dir, args.quant, Path(work))
+        results = measure(model_dir, args.quant, Path(work), args.rows)
     positions = int(results.pop("positions")[0])
     print(f"{model_dir}: {positions} held-out positions")
     print("| file | top-1 agreement | max abs logit difference |\n| --- | --- | --- |")
