@@ -346,6 +346,40 @@ def validate(
     out.print("Result: ready to train")
 
 
+# --- prefalign export gguf (GGUF export helper) ---------------------------------------------------------------
+export_app = typer.Typer(help="Write a trained model in other formats: `gguf` for llama.cpp.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("gguf", context_settings={"help_option_names": ["-h", "--help"]})
+def export_gguf_command(
+    path: Annotated[Path, typer.Argument(help="A run directory (its merged/ model is read) or a merged HF model.")],
+    quant: Annotated[
+        list[str],
+        typer.Option(
+            "--quant",
+            "-q",
+            help="GGUF type, repeatable: f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m (K-quants need "
+            "pip install 'prefalign\\[gguf]').",
+        ),
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for the files (default: RUN_DIR/gguf).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace GGUF files that exist.")] = False,
+) -> None:
+    """Convert a model to GGUF files OUT/NAME-QUANT.gguf that llama.cpp, Ollama and LM Studio run."""
+    from prefalign.export.gguf import GgufExportError, export_gguf
+    from prefalign.export.gguf_arch import GgufArchError
+    from prefalign.export.gguf_cli import resolve_export_source
+
+    try:
+        model_dir, default_out, name = resolve_export_source(path)
+        written = export_gguf(model_dir, out or default_out, name, quant, overwrite=overwrite)
+    except (GgufExportError, GgufArchError, OSError) as exc:
+        _fail(exc)
+    for file in written:
+        Console().print(f"wrote {file} ({file.stat().st_size / 2**20:.1f} MiB)", highlight=False)
+
+
 _SHOWN = 50  # bad rows listed by `data validate`; all are counted
 
 

@@ -489,6 +489,22 @@ class OutputConfig(_Section):
         if value is None or value == "none":
             return []
         return [value] if isinstance(value, str) else value
+    gguf: list[str] = Field(
+        default_factory=list,
+        description="GGUF files to write from the merged model at the end, for llama.cpp, Ollama and LM Studio: "
+        "RUN_DIR/gguf/NAME-QUANT.gguf for each of f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m (the K-quants need "
+        "the gguf extra: pip install 'prefalign[gguf]'). Llama, Mistral, Qwen2/3 and Gemma 2/3 models.",
+    )
+
+    @field_validator("gguf", mode="before")
+    @classmethod
+    def _gguf_types(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        names = [value] if isinstance(value, str) else value
+        from prefalign.gguf_types import check_gguf_types  # light: no model code
+
+        return check_gguf_types(list(names))
 
 
 class RunConfig(_Section):
@@ -541,6 +557,10 @@ class RunConfig(_Section):
             raise ValueError("reference.mode: 'adapter' needs model.lora (the adapter is what gets disabled)")
         if self.reference.path and mode == "adapter":
             raise ValueError("reference.path: a separate reference checkpoint needs reference.mode: model")
+        if self.output.gguf and self.method.kind == "reward":
+            raise ValueError("output.gguf: a reward model has a score head llama.cpp does not run; remove output.gguf")
+        if self.output.gguf and "merged" not in self.output.save:
+            raise ValueError("output.save: output.gguf is converted from the merged model; add merged to output.save")
         if "adapter" in self.output.save and self.model.lora is None:
             raise ValueError("output.save: 'adapter' needs model.lora; full fine-tuning saves 'merged'")
         if self.data.split_pairs and self.method.paired:

@@ -27,6 +27,7 @@ from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
 from prefalign.eval.rewards import held_out_rewards
 from prefalign.export.card import model_card
+from prefalign.export.gguf_run import check_gguf_output, write_run_gguf
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
@@ -66,10 +67,10 @@ class RunResult:
     after: dict[str, float]
     last_train: dict[str, float]
     generations: list[dict] = field(default_factory=list)  # {"prompt", "before", "after"}
-    saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged -> path
-    warnings: list[str] = field(default_factory=list)
+    saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged / "gguf q4_k_m" -> path
+    warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
     reference_mode: str = ""  # what reference.mode resolved to (auto -> adapter, precomputed, ...)
-    processes: int = 1  # training.watch findings, "step N: ..."
+    processes: int = 1
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -170,6 +171,7 @@ class Run:
                 "sdpa (the default: prefalign's segment attention skips the same masked blocks)"
             )
         check_trackers(config.output.report_to)  # a missing tracker package stops the run before anything loads
+        check_gguf_output(config)  # output.gguf for an architecture or tokenizer it cannot write: fail now
         self.run_dir = prepare_run_dir(config) if self.is_main else Path(config.output.dir)
         if config.import_table is not None and self.is_main:
             table = config.import_table
@@ -288,12 +290,15 @@ class Run:
         ]
 
     def export(self) -> None:
-        """The adapter and/or the merged model, written by the main process."""
+        """The adapter and/or the merged model, and GGUF files from the merged one, written by the main process."""
         save, run_dir = self.config.output.save, self.run_dir
         if self.is_main and "adapter" in save:
             self.saved["adapter"] = str(save_adapter(self.model, self.tokenizer, run_dir / "adapter"))
         if self.is_main and "merged" in save:
             self.saved["merged"] = str(save_merged(merged_model(self.model), self.tokenizer, run_dir / "merged"))
+        if self.is_main and self.config.output.gguf:  # from the merged model just written (validation requires it)
+            for path in write_run_gguf(self.config, run_dir, run_dir / "merged"):
+                self.saved[f"gguf {path.stem.rsplit('-', 1)[-1].lower()}"] = str(path)
         self.accelerator.wait_for_everyone()
 
     def summary(self) -> None:
@@ -455,6 +460,9 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
         )
     if "merged" in run.saved:
         console.print(f"Load the merged model:  AutoModelForCausalLM.from_pretrained({run.saved['merged']!r})")
+    for key, path in run.saved.items():
+        if key.startswith("gguf "):
+            console.print(f"Run in llama.cpp:  llama-cli -m {path} -cnv")
 
 
 def _print_reward_loading(console: Console, config: RunConfig, run: RunResult) -> None:
