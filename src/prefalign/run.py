@@ -19,7 +19,7 @@ from rich.table import Table
 from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
-from prefalign.data import PreparedData, prepare_data
+from prefalign.data import DataReport, PreparedData, prepare_data
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
@@ -41,6 +41,7 @@ from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
 from prefalign.rewards import RewardScorer, ties_lm_head
+from prefalign.training.checkpoint import skipped_checkpoints
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
@@ -62,6 +63,9 @@ class RunResult:
     generations: list[dict] = field(default_factory=list)  # {"prompt", "before", "after"}
     saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged -> path
     warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
+    # rows read, and the unusable ones skipped (data.skip_bad_rows) and repeated ones, as counts (data.json lists them)
+    data: dict[str, int] = field(default_factory=dict)
+    ignored_checkpoints: list[str] = field(default_factory=list)  # incomplete ones a resumed run passed over
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -83,9 +87,15 @@ def prepare_run_dir(config: RunConfig) -> Path:
                 f"output.dir: {run_dir} exists and is not empty; set output.overwrite: true to replace it "
                 "or train.resume: true (--resume) to continue it"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_MARKER).touch()
-    (run_dir / "config.yaml").write_text(config.to_yaml())
+    try:  # before any model loads: a directory that cannot be written fails the run now, not after training
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_MARKER).touch()
+        (run_dir / "config.yaml").write_text(config.to_yaml())
+    except OSError as exc:
+        raise ConfigError(
+            f"output.dir: cannot write {exc.filename or run_dir}: {exc.strerror or exc}; choose a directory you "
+            "can write (output.dir=...) or fix its permissions"
+        ) from None
     return run_dir
 
 
@@ -171,7 +181,7 @@ class Run:
             self.tokenizer.chat_template = chat_template_for(config.data.template, self.tokenizer)
         self.prompts = _sample_prompts(config, self.prepared, self.tokenizer)
         if self.is_main:
-            _print_data(self.console, self.prepared)
+            _print_data(self.console, self.prepared, config.data.skip_bad_rows)
             (self.run_dir / "data.json").write_text(json.dumps(asdict(self.prepared.report), indent=1, default=str))
 
     def models(self) -> None:
@@ -228,6 +238,11 @@ class Run:
     def fit(self) -> None:
         """The training loop, with the metrics log, the progress display and the likelihood watch listening."""
         accuracy, margin = self.objective.headline
+        self.ignored_checkpoints = []
+        if self.config.train.resume:  # a checkpoint cut short by a kill or a full disk is passed over, and said so
+            self.ignored_checkpoints = skipped_checkpoints(self.run_dir / "checkpoints")
+            for message in self.ignored_checkpoints if self.is_main else ():
+                self.console.print(f"[yellow]resume: ignoring {message}[/yellow]")
         events = Events([MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.is_main)])
         with ProgressDisplay(self.console, self.objective.headline, enabled=self.is_main) as progress:
             events.add(progress, FindingsFile(self.run_dir / "warnings.jsonl", enabled=self.is_main))
@@ -272,6 +287,8 @@ class Run:
             generations=self.generations,
             saved=self.saved,
             warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
+            data=_data_counts(self.prepared.report),
+            ignored_checkpoints=self.ignored_checkpoints,
         )
         if not self.is_main:
             return
@@ -312,14 +329,26 @@ def train(
     return run.result
 
 
-def _print_data(console: Console, data: PreparedData) -> None:
+def _data_counts(report: DataReport) -> dict[str, int]:
+    return {
+        "rows_read": report.rows_read,
+        "bad_rows_skipped": len(report.bad_rows),
+        "duplicates": len(report.duplicates),
+        "dropped": sum(report.dropped.values()),
+        "truncated": report.truncated,
+    }
+
+
+def _print_data(console: Console, data: PreparedData, skip_bad_rows: bool) -> None:
     r = data.report
     formats = ", ".join(f"{name} ({count})" for name, count in r.formats.items())
     line = f"Data: {len(data.train)} training {'pairs' if data.paired else 'unpaired rows'}"
     line += f", {len(data.eval)} held out" if data.eval is not None else ", no held-out split"
     line += f"; {r.rows_read} rows read as {formats}"
     if r.bad_rows:
-        line += f"; {len(r.bad_rows)} bad rows skipped"
+        line += f"; {len(r.bad_rows)} bad rows skipped (data.json lists them)"
+    if r.duplicates:
+        line += f"; {len(r.duplicates)} repeated rows {'skipped' if skip_bad_rows else 'kept'} (data.json lists them)"
     if r.dropped:
         line += "; dropped: " + ", ".join(f"{n} ({why})" for why, n in r.dropped.items())
     if r.truncated:

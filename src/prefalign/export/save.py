@@ -13,8 +13,14 @@ from torch import nn
 
 
 def _atomic_dir(target: Path, write: Callable[[Path], None]) -> Path:
-    """Write into a temp directory beside `target`, then rename it into place."""
+    """Write into a temp directory beside `target`, then rename it into place.
+
+    A process killed mid-write leaves a `.tmp-<name>-*` directory, never a `target` that looks complete; the
+    next save of the same target (a resumed run) removes such leftovers first.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".tmp-{target.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
         write(tmp)
