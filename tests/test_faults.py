@@ -4,6 +4,7 @@ sent from inside the write (so they land mid-write every time, not by timing luc
 
 import errno
 import json
+import math
 import os
 import re
 import signal
@@ -195,3 +196,60 @@ def test_the_written_config_records_the_run(tmp_path, tiny_model_dir, toy_data):
     assert listed["bad_rows"][0].startswith(f"{data}: line 18: not valid JSON")
     assert listed["duplicates"][0].startswith(f"{data}: row 17: duplicate of {data}: row 1")
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["skip_bad_rows"] is True
+
+
+def _mount_tmpfs(path, size: int) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def test_a_real_full_disk_during_a_checkpoint(tmp_path, tiny_model_dir, straight):
+    """A tmpfs with room for one checkpoint and the logs, not two: the disk really fills while step-4 is
+    written (where a tmpfs cannot be mounted, the injected ENOSPC test above stands in)."""
+    data, straight_dir = straight
+    one = sum(p.stat().st_size for p in (straight_dir / "checkpoints" / "step-2").iterdir())
+    run_dir = tmp_path / "small-disk"
+    if not _mount_tmpfs(run_dir, one * 3 // 2 + 64 * 1024):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        config = tiny_config(tiny_model_dir, data, run_dir, **SETTINGS)
+        with pytest.raises(CheckpointError) as caught:
+            prefalign.train(config, quiet=True)
+        root = run_dir / "checkpoints"
+        message = str(caught.value)
+        assert message.startswith("checkpoint step 4: could not write") and " MiB free on that disk" in message
+        assert f"the previous checkpoint {root / 'step-2'} is intact" in message
+        assert [p.name for p in root.iterdir()] == ["step-2"] and latest_checkpoint(root) == root / "step-2"
+    finally:
+        subprocess.run(["umount", "--lazy", str(run_dir)], check=True)  # lazy: torch may still hold a file open
+
+
+def test_a_loss_that_blows_up_stops_or_skips_the_step(tmp_path, tiny_model_dir):
+    """A learning rate of 1e20: the first update is finite, and the weights it leaves overflow the next step."""
+    from prefalign.training.loop import NonFiniteError
+
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
+    train = {"max_steps": 5, "lr": 1e20, "warmup_ratio": 0.0, "schedule": "constant", "max_grad_norm": None,
+             "batch_size": 2, "save_every": 1, "keep_checkpoints": 1}  # fmt: skip
+    with pytest.raises(NonFiniteError) as caught:
+        prefalign.train(tiny_config(tiny_model_dir, data, tmp_path / "stop", train=train), quiet=True)
+    step, metric = caught.value.step, caught.value.metric
+    assert (step, metric) == (2, "loss")
+    root = tmp_path / "stop" / "checkpoints"
+    assert str(caught.value).startswith(f"step {step}: {metric} is not finite; stopped before updating the weights "
+                                        f"(the last checkpoint is {root / f'step-{step - 1}'})")  # fmt: skip
+    assert "train.on_nonfinite: skip_step" in str(caught.value)
+    logged = train_losses(tmp_path / "stop")
+    assert len(logged) == step - 1 and all(map(math.isfinite, logged))  # the bad step is not logged as done
+
+    train = {**train, "on_nonfinite": "skip_step", "save_every": None}
+    result = prefalign.train(tiny_config(tiny_model_dir, data, tmp_path / "skip", train=train), quiet=True)
+    assert result.steps == 5 and result.skipped_steps == [2, 3, 4, 5]  # the weights stay where step 1 left them
+    assert json.loads((tmp_path / "skip" / "result.json").read_text())["skipped_steps"] == result.skipped_steps
+    # the weights stay finite: a skipped step's update is never applied
+    weights = load_file(tmp_path / "skip" / "adapter" / "adapter_model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())

@@ -157,7 +157,11 @@ class DataConfig(_Section):
     max_completion_length: int | None = Field(
         None, gt=0, description="Longest completion; longer ones keep their start."
     )
-    skip_bad_rows: bool = Field(False, description="Count and skip unusable rows instead of stopping.")
+    skip_bad_rows: bool = Field(
+        False,
+        description="Count and skip unusable rows (and unreadable lines, and repeats of an earlier row) instead of "
+        "stopping; data.json lists them, result.json counts them.",
+    )
     split_pairs: bool = Field(
         False,
         description="Split each pair into two unpaired rows (chosen: desirable, rejected: undesirable), "
@@ -425,6 +429,11 @@ class TrainConfig(_Section):
         "mask (the segment attention's blocks change with every batch). Needs a C++ compiler on CPU.",
     )
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
+    on_nonfinite: Literal["stop", "skip_step"] = Field(
+        "stop",
+        description="When a step's loss or gradient norm is NaN or infinite: stop, naming the step, the metric and "
+        "the last checkpoint; or skip_step: drop that step's update (the data moves on) and count it.",
+    )
 
 
 class EvalConfig(_Section):

@@ -42,6 +42,7 @@ from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
 from prefalign.rewards import RewardScorer, ties_lm_head
 from prefalign.training.checkpoint import skipped_checkpoints
+from prefalign.training.distributed import check_one_group, use_cpu_group_if_needed
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
@@ -66,6 +67,7 @@ class RunResult:
     # rows read, and the unusable ones skipped (data.skip_bad_rows) and repeated ones, as counts (data.json lists them)
     data: dict[str, int] = field(default_factory=dict)
     ignored_checkpoints: list[str] = field(default_factory=list)  # incomplete ones a resumed run passed over
+    skipped_steps: list[int] = field(default_factory=list)  # non-finite steps left out (train.on_nonfinite: skip_step)
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -156,10 +158,12 @@ class Run:
     def setup(self) -> None:
         """Library state, precision, the accelerator, the run directory and the seed."""
         config = self.config
+        use_cpu_group_if_needed()  # before accelerate's state: several processes on CPUs form one gloo group
         quiet_libraries()
         precision, note = resolve_precision(config.train.mixed_precision, PartialState().device)
         config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
         self.accelerator = accelerator = Accelerator(mixed_precision=precision)
+        check_one_group(accelerator.num_processes)
         self.is_main = accelerator.is_main_process
         if note and self.is_main:
             self.console.print(f"[yellow]{note}[/yellow]")
@@ -289,6 +293,7 @@ class Run:
             warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
             data=_data_counts(self.prepared.report),
             ignored_checkpoints=self.ignored_checkpoints,
+            skipped_steps=loop.skipped_steps,
         )
         if not self.is_main:
             return
@@ -396,12 +401,18 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
     margin = "margin" if reward_model else "rewards/margins"
     if run.last_train:
         last = run.last_train
-        line = f"Last training step: loss {last['loss']:.4f}"
+        # a skipped non-finite step logs no loss (NaN values are left out of the means)
+        line = f"Last training step: loss {last.get('loss', float('nan')):.4f}"
         if margin in last:  # a step of unpaired rows with one label only has no margin
             line += f", reward margin {last[margin]:.3f}"
         console.print(line)
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if run.skipped_steps:
+        steps = ", ".join(map(str, run.skipped_steps))
+        console.print(
+            f"[yellow]warning:[/yellow] {len(run.skipped_steps)} step(s) skipped, loss or gradients not finite: {steps}"
+        )
     for i, g in enumerate(run.generations, 1):
         console.print(f"\n[bold]Held-out prompt {i}:[/bold] {g['prompt']}")
         console.print(f"[dim]before:[/dim] {g['before']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -90,27 +91,38 @@ def save_checkpoint(
     """
     final = root / f"step-{state.step}"
     tmp = root / f".tmp-step-{state.step}"
+    writing = tmp
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, tmp / "trainable.safetensors")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        writing = tmp / "trainable.safetensors"
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, writing)
+        for name, part in (("optimizer.pt", optimizer), ("scheduler.pt", scheduler)):
+            writing = tmp / name
+            torch.save(part.state_dict(), writing)
         for rank, rng in enumerate(rng_states):
-            (tmp / f"rng-{rank}.json").write_text(json.dumps(_rng_json(rng)))
-        (tmp / "state.json").write_text(json.dumps(asdict(state)))
+            writing = tmp / f"rng-{rank}.json"
+            writing.write_text(json.dumps(_rng_json(rng)))
+        writing = tmp / "state.json"
+        writing.write_text(json.dumps(asdict(state)))
         sizes = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
-        (tmp / MANIFEST).write_text(json.dumps(sizes))
-    except OSError as exc:
+        writing = tmp / MANIFEST
+        writing.write_text(json.dumps(sizes))
+    except Exception as exc:
+        # torch.save and safetensors report a full disk as a RuntimeError of their own ("iostream error"), so any
+        # error here is a failed write; how much space is left tells the user whether the disk is why.
         shutil.rmtree(tmp, ignore_errors=True)  # free what was written; the earlier checkpoints are untouched
         previous = latest_checkpoint(root)
         kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-        raise CheckpointError(
-            exc.errno,
-            f"checkpoint step {state.step}: could not write {exc.filename or tmp}: {exc.strerror or exc}; {kept}; "
-            "free space (or fix the directory) and continue with train.resume: true (--resume)",
-        ) from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        free = shutil.disk_usage(root).free if root.is_dir() else 0
+        error = CheckpointError(
+            f"checkpoint step {state.step}: could not write {writing}: {reason} ({free / 2**20:.1f} MiB free on "
+            f"that disk); {kept}; free space (or fix the directory) and continue with train.resume: true (--resume)"
+        )
+        error.errno = getattr(exc, "errno", None) or errno.EIO
+        raise error from exc
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
