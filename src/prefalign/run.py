@@ -158,11 +158,11 @@ class Run:
     def setup(self) -> None:
         """Library state, precision, the accelerator, the run directory and the seed."""
         config = self.config
-        use_cpu_group_if_needed()  # before accelerate's state: several processes on CPUs form one gloo group
+        cpu = use_cpu_group_if_needed()  # before accelerate's state: several processes on CPUs form one gloo group
         quiet_libraries()
-        precision, note = resolve_precision(config.train.mixed_precision, PartialState().device)
+        precision, note = resolve_precision(config.train.mixed_precision, PartialState(cpu=cpu).device)
         config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
-        self.accelerator = accelerator = Accelerator(mixed_precision=precision)
+        self.accelerator = accelerator = Accelerator(mixed_precision=precision, cpu=cpu)
         check_one_group(accelerator.num_processes)
         self.is_main = accelerator.is_main_process
         if note and self.is_main:
