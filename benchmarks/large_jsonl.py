@@ -20,7 +20,23 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = "the a model answer question data train prompt reply user helpful short long clear because".split()
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "question",
+    "data",
+    "train",
+    "prompt",
+    "reply",
+    "user",
+    "helpful",
+    "short",
+    "long",
+    "clear",
+    "because",
+]
 
 
 def write_file(path: Path, megabytes: int, bad_line: bool) -> int:
@@ -28,6 +44,7 @@ def write_file(path: Path, megabytes: int, bad_line: bool) -> int:
     rows, target = 0, megabytes * 1024 * 1024
     with path.open("w") as out:
         while out.tell() < target:
+
             def text(n: int) -> str:
                 return " ".join(rng.choice(WORDS) for _ in range(n))
 
