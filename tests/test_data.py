@@ -240,7 +240,8 @@ def bad_row_cases():
     missing = [good[0], {"prompt": "p", "chosen": "c"}, good[2]]
     empty = [good[0], good[1], {**good[2], "rejected": "   "}]
     number = [good[0], {**good[1], "chosen": 7}, good[2]]
-    conv = [dict(row) for row in CONVERSATIONAL] + [dict(CONVERSATIONAL[0])]
+    # a third pair unlike the first (a repeated pair is a duplicate, which skipping bad rows drops too)
+    conv = [dict(row) for row in CONVERSATIONAL] + [{**CONVERSATIONAL[0], "prompt": [user("Name a fruit.")]}]
     bad_content = [conv[0], conv[1], {**conv[2], "rejected": [{"role": "assistant", "content": 3}]}]
     empty_message = [conv[0], {**conv[1], "chosen": [assistant("")]}, conv[2]]
     no_messages = [conv[0], {**conv[1], "rejected": []}, conv[2]]

@@ -145,7 +145,7 @@ def test_other_labels_are_errors(raw):
 
 
 def test_bad_label_is_named_by_file_row_and_field(tmp_path):
-    rows = [STANDARD, {**STANDARD, "label": "maybe"}, STANDARD]
+    rows = [STANDARD, {**STANDARD, "label": "maybe"}, {**STANDARD, "label": not STANDARD["label"]}]  # no duplicate
     path = write_jsonl(tmp_path / "kto.jsonl", [{**row, "label": str(row["label"])} for row in rows])
     with pytest.raises(DataError) as info:
         read(path)

@@ -10,12 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomically(target: Path, write: Callable[[Path], None], *, directory: bool = True) -> Path:
+def write_atomically(
+    target: Path, write: Callable[[Path], None], *, directory: bool = True, clear_stale: bool = False
+) -> Path:
     """Call `write(tmp)` on a temporary directory (or, with `directory=False`, file) beside `target`, then rename
     it over `target`: a killed or concurrent writer never leaves half of it under that name, and a failed
-    `write` leaves nothing behind."""
+    `write` leaves nothing behind. `clear_stale` first removes what a killed writer of the same target left
+    (only where no other process writes it at the same time: a run's own outputs, not the shared caches)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".tmp-{target.name}-"
+    for stale in target.parent.glob(prefix + "*") if clear_stale else ():
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:

@@ -340,6 +340,12 @@ def validate(
             out.print(f"  … and {len(r.bad_rows) - _SHOWN} more")
     if r.errors:
         out.print("Errors:", *(f"  {message}" for message in r.errors), sep="\n")
+    if r.duplicates:
+        done = "skips them" if run_config.data.skip_bad_rows else "uses every copy"
+        out.print(f"Duplicates (training {done}; not counted as problems):")
+        out.print(*(f"  {message}" for message in r.duplicates[:_SHOWN]), sep="\n")
+        if len(r.duplicates) > _SHOWN:
+            out.print(f"  … and {len(r.duplicates) - _SHOWN} more")
     if v.problems:
         out.print(f"Result: {v.problems} problem(s); exit status 1")
         raise typer.Exit(1)

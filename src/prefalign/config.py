@@ -7,6 +7,7 @@ Errors name the dotted key and suggest the closest valid one.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -169,7 +170,11 @@ class DataConfig(_Section):
     max_completion_length: int | None = Field(
         None, gt=0, description="Longest completion; longer ones keep their start."
     )
-    skip_bad_rows: bool = Field(False, description="Count and skip unusable rows instead of stopping.")
+    skip_bad_rows: bool = Field(
+        False,
+        description="Count and skip unusable rows (and unreadable lines, and repeats of an earlier row) instead of "
+        "stopping; data.json lists them, result.json counts them.",
+    )
     split_pairs: bool = Field(
         False,
         description="Split each pair into two unpaired rows (chosen: desirable, rejected: undesirable), "
@@ -459,6 +464,11 @@ class TrainConfig(_Section):
         "mask (the segment attention's blocks change with every batch). Needs a C++ compiler on CPU.",
     )
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
+    on_nonfinite: Literal["stop", "skip_step"] = Field(
+        "stop",
+        description="When a step's loss or gradient norm is NaN or infinite: stop, naming the step, the metric and "
+        "the last checkpoint; or skip_step: drop that step's update (the data moves on) and count it.",
+    )
 
 
 class EvalConfig(_Section):
@@ -701,13 +711,36 @@ def _format_errors(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only true/false.
+
+    YAML 1.1 also reads yes/no/on/off as booleans, so `mixed_precision: no` (accelerate's own spelling) would
+    reach the schema as False. Left as strings, they still fill boolean fields: pydantic reads "yes"/"no"/"on"/
+    "off" as booleans, and enum fields get the word that was written.
+    """
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_yaml(text: str) -> Any:
+    """A config's YAML (a file or an override's value), with YAML 1.2's booleans (`_YamlLoader`)."""
+    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: no Python objects are built
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.lr=1e-5` -> (['train', 'lr'], 1e-05); the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected dotted.key=value")
     # YAML 1.1 reads `1e-5` as a string; pydantic's lax mode turns it into the float field it is.
-    value = yaml.safe_load(raw) if raw.strip() else None
+    value = read_yaml(raw) if raw.strip() else None
     return key.strip().split("."), value
 
 
@@ -765,7 +798,7 @@ def load_config(
                 raise ConfigError(f"config file not found: {path}")
             text = path.read_text()
             try:
-                raw = yaml.safe_load(text) or {}
+                raw = read_yaml(text) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
             if not isinstance(raw, dict):

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from prefalign.atomic import write_json_atomically
+from prefalign.atomic import write_json_atomically, write_text_atomically
 from prefalign.config import ConfigError, RunConfig, load_config
-from prefalign.data import PreparedData, data_kind, prepare_data
+from prefalign.data import DataReport, PreparedData, data_kind, prepare_data
 from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
@@ -48,6 +48,8 @@ from prefalign.report.listener import ReportListener
 from prefalign.report.trackers import TrackerListener, check_trackers
 from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
+from prefalign.training.checkpoint import skipped_checkpoints
+from prefalign.training.distributed import check_one_group, use_cpu_group_if_needed
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
@@ -71,6 +73,10 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
     reference_mode: str = ""  # what reference.mode resolved to (auto -> adapter, precomputed, ...)
     processes: int = 1
+    # rows read, and the unusable ones skipped (data.skip_bad_rows) and repeated ones, as counts (data.json lists them)
+    data: dict[str, int] = field(default_factory=dict)
+    ignored_checkpoints: list[str] = field(default_factory=list)  # incomplete ones a resumed run passed over
+    skipped_steps: list[int] = field(default_factory=list)  # non-finite steps left out (train.on_nonfinite: skip_step)
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -92,13 +98,17 @@ def prepare_run_dir(config: RunConfig) -> Path:
                 f"output.dir: {run_dir} exists and is not empty; set output.overwrite: true to replace it "
                 "or train.resume: true (--resume) to continue it"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_MARKER).touch()
-    (run_dir / "config.yaml").write_text(config.to_yaml())
-    if config.import_table is not None:  # translated from another tool's config: what became of each key
-        partial = run_dir / "config-import.md.partial"
-        partial.write_text(config.import_table.markdown())
-        partial.replace(run_dir / "config-import.md")
+    try:  # before any model loads: a directory that cannot be written fails the run now, not after training
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_MARKER).touch()
+        (run_dir / "config.yaml").write_text(config.to_yaml())
+        if config.import_table is not None:  # translated from another tool's config: what became of each key
+            write_text_atomically(run_dir / "config-import.md", config.import_table.markdown())
+    except OSError as exc:
+        raise ConfigError(
+            f"output.dir: cannot write {exc.filename or run_dir}: {exc.strerror or exc}; choose a directory you "
+            "can write (output.dir=...) or fix its permissions"
+        ) from None
     return run_dir
 
 
@@ -158,10 +168,12 @@ class Run:
     def setup(self) -> None:
         """Library state, precision, the accelerator, the run directory and the seed."""
         config = self.config
+        cpu = use_cpu_group_if_needed()  # before accelerate's state: several processes on CPUs form one gloo group
         quiet_libraries()
-        precision, note = resolve_precision(config.train.mixed_precision, PartialState().device)
+        precision, note = resolve_precision(config.train.mixed_precision, PartialState(cpu=cpu).device)
         config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
-        self.accelerator = accelerator = Accelerator(mixed_precision=precision)
+        self.accelerator = accelerator = Accelerator(mixed_precision=precision, cpu=cpu)
+        check_one_group(accelerator.num_processes)
         self.is_main = accelerator.is_main_process
         if note and self.is_main:
             self.console.print(f"[yellow]{note}[/yellow]")
@@ -189,7 +201,7 @@ class Run:
             self.tokenizer.chat_template = chat_template_for(config.data.template, self.tokenizer)
         self.prompts = _sample_prompts(config, self.prepared, self.tokenizer)
         if self.is_main:
-            _print_data(self.console, self.prepared)
+            _print_data(self.console, self.prepared, config.data.skip_bad_rows)
             data = asdict(self.prepared.report)
             data["train"] = len(self.prepared.train)
             data["eval"] = len(self.prepared.eval) if self.prepared.eval is not None else 0
@@ -263,6 +275,11 @@ class Run:
     def fit(self) -> None:
         """The training loop, with the metrics log, the progress display and the likelihood watch listening."""
         accuracy, margin = self.objective.headline
+        self.ignored_checkpoints = []
+        if self.config.train.resume:  # a checkpoint cut short by a kill or a full disk is passed over, and said so
+            self.ignored_checkpoints = skipped_checkpoints(self.run_dir / "checkpoints")
+            for message in self.ignored_checkpoints if self.is_main else ():
+                self.console.print(f"[yellow]resume: ignoring {message}[/yellow]")
         events = Events([MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.is_main)])
         with ProgressDisplay(self.console, self.objective.headline, enabled=self.is_main) as progress:
             events.add(progress, FindingsFile(self.run_dir / "warnings.jsonl", enabled=self.is_main))
@@ -316,6 +333,9 @@ class Run:
             warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
             reference_mode=self.reference_mode,
             processes=self.accelerator.num_processes,
+            data=_data_counts(self.prepared.report),
+            ignored_checkpoints=self.ignored_checkpoints,
+            skipped_steps=loop.skipped_steps,
         )
         if not self.is_main:
             return
@@ -383,14 +403,26 @@ def train(
     return run.result
 
 
-def _print_data(console: Console, data: PreparedData) -> None:
+def _data_counts(report: DataReport) -> dict[str, int]:
+    return {
+        "rows_read": report.rows_read,
+        "bad_rows_skipped": len(report.bad_rows),
+        "duplicates": len(report.duplicates),
+        "dropped": sum(report.dropped.values()),
+        "truncated": report.truncated,
+    }
+
+
+def _print_data(console: Console, data: PreparedData, skip_bad_rows: bool) -> None:
     r = data.report
     formats = ", ".join(f"{name} ({count})" for name, count in r.formats.items())
     line = f"Data: {len(data.train)} training {'pairs' if data.paired else 'unpaired rows'}"
     line += f", {len(data.eval)} held out" if data.eval is not None else ", no held-out split"
     line += f"; {r.rows_read} rows read as {formats}"
     if r.bad_rows:
-        line += f"; {len(r.bad_rows)} bad rows skipped"
+        line += f"; {len(r.bad_rows)} bad rows skipped (data.json lists them)"
+    if r.duplicates:
+        line += f"; {len(r.duplicates)} repeated rows {'skipped' if skip_bad_rows else 'kept'} (data.json lists them)"
     if r.dropped:
         line += "; dropped: " + ", ".join(f"{n} ({why})" for why, n in r.dropped.items())
     if r.truncated:
@@ -438,12 +470,18 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
     margin = "margin" if reward_model else "rewards/margins"
     if run.last_train:
         last = run.last_train
-        line = f"Last training step: loss {last['loss']:.4f}"
+        # a skipped non-finite step logs no loss (NaN values are left out of the means)
+        line = f"Last training step: loss {last.get('loss', float('nan')):.4f}"
         if margin in last:  # a step of unpaired rows with one label only has no margin
             line += f", reward margin {last[margin]:.3f}"
         console.print(line)
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if run.skipped_steps:
+        steps = ", ".join(map(str, run.skipped_steps))
+        console.print(
+            f"[yellow]warning:[/yellow] {len(run.skipped_steps)} step(s) skipped, loss or gradients not finite: {steps}"
+        )
     for i, g in enumerate(run.generations, 1):
         console.print(f"\n[bold]Held-out prompt {i}:[/bold] {g['prompt']}")
         console.print(f"[dim]before:[/dim] {g['before']}")

@@ -184,8 +184,9 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
         for source in sources:  # one at a time, so that a source that cannot be read does not hide the others
             try:
                 rows, read = canonical_rows(
-                    [source], d.format, skip_bad_rows=True, num_proc=d.num_proc, seed=config.train.seed
-                )
+                    [source], d.format, skip_bad_rows=True, num_proc=d.num_proc, seed=config.train.seed,
+                    drop_duplicates=d.skip_bad_rows,  # usable rows as training counts them
+                )  # fmt: skip
             except DataError as exc:
                 report.errors.append(str(exc))
                 continue

@@ -36,6 +36,13 @@ def _settings_and_metrics(hp: dict, before: dict | None, final: dict) -> list[st
     ]
 
 
+def _remote_code(config: RunConfig) -> dict[str, str]:
+    """A row saying that the model's own code from the hub ran (model.trust_remote_code), when it did."""
+    if not config.model.trust_remote_code:
+        return {}
+    return {"trust_remote_code": "true: the base model's own code ran; loading it needs trust_remote_code=True"}
+
+
 def model_card(
     config: RunConfig,
     final: dict[str, float],
@@ -68,6 +75,7 @@ def model_card(
         "reference": reference_mode or config.resolved_reference_mode(),
         "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
         "seed": config.train.seed,
+        **_remote_code(config),
     }
     if not config.method.paired:  # unpaired rows: one answer each, labelled desirable or not
         data = "pairs split into desirable chosen and undesirable rejected answers" if config.data.split_pairs else ""
@@ -125,6 +133,7 @@ def reward_model_card(config: RunConfig, final: dict[str, float], before: dict[s
         "optimizer steps": steps,
         "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
         "seed": config.train.seed,
+        **_remote_code(config),
     }
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
     lines += [

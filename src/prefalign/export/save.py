@@ -17,7 +17,7 @@ def save_adapter(model: nn.Module, tokenizer: Any, target: Path) -> Path:
         model.save_pretrained(tmp, selected_adapters=["default"])
         tokenizer.save_pretrained(tmp)
 
-    return write_atomically(target, write)
+    return write_atomically(target, write, clear_stale=True)
 
 
 def merged_model(model: nn.Module) -> nn.Module:
@@ -32,4 +32,4 @@ def save_merged(model: nn.Module, tokenizer: Any, target: Path) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    return write_atomically(target, write)
+    return write_atomically(target, write, clear_stale=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import random
 import shutil
 from dataclasses import asdict, dataclass
@@ -12,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from prefalign.atomic import write_atomically
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,6 +23,10 @@ class TrainState:
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epoch the next step belongs to
     step_in_epoch: int = 0  # optimizer steps already done in that epoch
+
+
+class CheckpointError(OSError):
+    """A checkpoint that could not be written; the message names the file and the checkpoint left intact."""
 
 
 def rng_state() -> dict:
@@ -39,6 +46,34 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _rng_json(state: dict) -> dict:
+    """`rng_state()` as JSON: plain numbers instead of pickled objects (only tensors and numbers are saved)."""
+    version, internal, gauss = state["python"]
+    name, keys, position, has_gauss, cached = state["numpy"]
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(cached)],
+        "torch": state["torch"].tolist(),
+        "cuda": None if state["cuda"] is None else [t.tolist() for t in state["cuda"]],
+    }
+
+
+def _rng_from_json(saved: dict) -> dict:
+    version, internal, gauss = saved["python"]
+    name, keys, position, has_gauss, cached = saved["numpy"]
+    return {
+        "python": (version, tuple(internal), gauss),
+        "numpy": (name, np.array(keys, dtype=np.uint32), position, has_gauss, cached),
+        "torch": torch.tensor(saved["torch"], dtype=torch.uint8),
+        "cuda": None if saved["cuda"] is None else [torch.tensor(t, dtype=torch.uint8) for t in saved["cuda"]],
+    }
+
+
+# Written last into a checkpoint: every file's size, so that resuming can tell a complete checkpoint from one
+# whose files were cut short (copied in part, or a disk that filled outside prefalign's own writes).
+MANIFEST = "manifest.json"
+
+
 def save_checkpoint(
     root: Path,
     state: TrainState,
@@ -48,17 +83,49 @@ def save_checkpoint(
     rng_states: list[dict],
     keep: int,
 ) -> Path:
-    """Write checkpoints/step-N atomically (main process) and prune all but the newest `keep`."""
+    """Write checkpoints/step-N atomically (main process) and prune all but the newest `keep`.
 
-    def write(tmp: Path) -> None:
-        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, tmp / "trainable.safetensors")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    Everything goes into `.tmp-step-N`, renamed to `step-N` only when complete: a process killed mid-write, or a
+    disk that fills, leaves the earlier checkpoints as they were. Nothing is pickled beyond what torch's
+    `weights_only` loader reads back (tensors, numbers, lists and dicts); the RNG states are JSON.
+    """
+    final = root / f"step-{state.step}"
+    tmp = root / f".tmp-step-{state.step}"
+    writing = tmp
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        writing = tmp / "trainable.safetensors"
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, writing)
+        for name, part in (("optimizer.pt", optimizer), ("scheduler.pt", scheduler)):
+            writing = tmp / name
+            torch.save(part.state_dict(), writing)
         for rank, rng in enumerate(rng_states):
-            torch.save(rng, tmp / f"rng-{rank}.pt")
-        (tmp / "state.json").write_text(json.dumps(asdict(state)))
-
-    final = write_atomically(root / f"step-{state.step}", write)
+            writing = tmp / f"rng-{rank}.json"
+            writing.write_text(json.dumps(_rng_json(rng)))
+        writing = tmp / "state.json"
+        writing.write_text(json.dumps(asdict(state)))
+        sizes = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
+        writing = tmp / MANIFEST
+        writing.write_text(json.dumps(sizes))
+    except Exception as exc:
+        # torch.save and safetensors report a full disk as a RuntimeError of their own ("iostream error"), so any
+        # error here is a failed write; how much space is left tells the user whether the disk is why.
+        shutil.rmtree(tmp, ignore_errors=True)  # free what was written; the earlier checkpoints are untouched
+        previous = latest_checkpoint(root)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        free = shutil.disk_usage(root).free if root.is_dir() else 0
+        error = CheckpointError(
+            f"checkpoint step {state.step}: could not write {writing}: {reason} ({free / 2**20:.1f} MiB free on "
+            f"that disk); {kept}; free space (or fix the directory) and continue with train.resume: true (--resume)"
+        )
+        error.errno = getattr(exc, "errno", None) or errno.EIO
+        raise error from exc
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
     for old in sorted(checkpoints(root), key=_step)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -68,13 +135,44 @@ def _step(path: Path) -> int:
     return int(path.name.removeprefix("step-"))
 
 
+def incomplete(path: Path) -> str | None:
+    """Why the checkpoint directory `path` cannot be resumed from, or None when it is complete."""
+    if not (path / "state.json").is_file():
+        return "no state.json"
+    manifest = path / MANIFEST
+    if not manifest.is_file():  # written by a prefalign before the manifest: complete if its state.json is there
+        return None
+    try:
+        sizes = json.loads(manifest.read_text())
+    except ValueError:
+        return f"{MANIFEST} is not JSON"
+    for name, size in sizes.items():
+        found = (path / name).stat().st_size if (path / name).is_file() else None
+        if found != size:
+            return f"{name}: {'missing' if found is None else f'{found} bytes, {size} written'}"
+    return None
+
+
 def checkpoints(root: Path) -> list[Path]:
+    """The complete checkpoints under `root`."""
     if not root.is_dir():
         return []
-    return [p for p in root.glob("step-*") if (p / "state.json").is_file()]
+    return [p for p in root.glob("step-*") if p.name.removeprefix("step-").isdigit() and incomplete(p) is None]
+
+
+def skipped_checkpoints(root: Path) -> list[str]:
+    """The checkpoint directories under `root` that resuming ignores, each with the reason."""
+    if not root.is_dir():
+        return []
+    skipped = [f"{p}: incomplete (the write was interrupted)" for p in sorted(root.glob(".tmp-step-*"))]
+    for path in sorted(root.glob("step-*")):
+        if (reason := incomplete(path)) is not None:
+            skipped.append(f"{path}: incomplete ({reason})")
+    return skipped
 
 
 def latest_checkpoint(root: Path) -> Path | None:
+    """The newest complete checkpoint; incomplete ones are ignored (`skipped_checkpoints` says which)."""
     found = checkpoints(root)
     return max(found, key=_step) if found else None
 
@@ -87,9 +185,12 @@ def load_checkpoint(path: Path, trainable: dict[str, torch.nn.Parameter], optimi
     with torch.no_grad():
         for name, param in trainable.items():
             param.copy_(tensors[name])
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-    rng_file = path / f"rng-{rank}.pt"
+    # weights_only: torch's safe loader, which rebuilds tensors and plain containers and runs no pickled code.
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    rng_file = path / f"rng-{rank}.json"
     if rng_file.is_file():
-        set_rng_state(torch.load(rng_file, weights_only=False))
+        set_rng_state(_rng_from_json(json.loads(rng_file.read_text())))
+    elif (path / f"rng-{rank}.pt").is_file():  # an older checkpoint pickled numpy's state, which is not safe to load
+        log.warning("%s: RNG state saved by an older prefalign is not loaded; dropout may differ", path)
     return TrainState(**json.loads((path / "state.json").read_text()))

@@ -53,6 +53,7 @@ class LoopResult:
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
     history: list[dict] = field(default_factory=list)
+    skipped_steps: list[int] = field(default_factory=list)  # steps whose update was dropped (on_nonfinite: skip_step)
 
 
 def plan(num_examples: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
@@ -138,6 +139,32 @@ def checkpoint(accelerator: Accelerator, root: Path, state: TrainState, trainabl
     return root / f"step-{state.step}"
 
 
+class NonFiniteError(FloatingPointError):
+    """A step whose loss or gradient norm is NaN or infinite, under train.on_nonfinite: stop."""
+
+    def __init__(self, step: int, metric: str, last_checkpoint: Path | None) -> None:
+        kept = f"the last checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
+        super().__init__(
+            f"step {step}: {metric} is not finite; stopped before updating the weights ({kept}). Lower train.lr "
+            "or set train.max_grad_norm, or set train.on_nonfinite: skip_step to skip such steps"
+        )
+        self.step, self.metric = step, metric
+
+
+def nonfinite(accelerator: Accelerator, sums, grad_norm: float) -> str | None:
+    """Which of the step's loss (on any process) and gradient norm is NaN or infinite, or None.
+
+    MetricSums leaves NaN values out of its sums (they mark metrics that do not apply), so a NaN loss shows as
+    a count short of the examples. Every process reaches the same answer: the flag is summed across them.
+    """
+    loss, count = sums.sums.get("loss"), sums.counts.get("loss")
+    bad_loss = loss is not None and (not torch.isfinite(loss) or int(count) < sums.examples)
+    flag = reduce_sum(accelerator)(torch.tensor([float(bad_loss)])).item()
+    if flag > 0:
+        return "loss"
+    return None if math.isfinite(grad_norm) else "grad_norm"
+
+
 def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir: Path, events: Events) -> LoopResult:
     world = accelerator.num_processes
     steps_per_epoch, total_steps = plan(len(training.train_data), cfg, world)
@@ -167,6 +194,11 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         sums, tokens, scored = accumulate(accelerator, scorer, training, parts, len(indices))
         grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]
+        if bad := nonfinite(accelerator, sums, float(grad_norm)):
+            if cfg.on_nonfinite == "stop":
+                raise NonFiniteError(state.step + 1, bad, latest_checkpoint(checkpoints))
+            optimizer.zero_grad(set_to_none=True)  # skip_step: no update from this step; the data moves on
+            result.skipped_steps.append(state.step + 1)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
