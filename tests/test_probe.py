@@ -1,0 +1,54 @@
+"""eval.probe: the general-text probe's NLL, computed by hand through full logits, and what ships with it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prefalign.data.render import Renderer, RenderSettings
+from prefalign.eval.probe import general_nll, probe_batch, probe_rows
+from prefalign.logps import SequenceScorer
+from tests.conftest import REPO, make_tiny_model
+
+
+def test_probe_ships_as_package_data():
+    rows = probe_rows()
+    assert len(rows) == 8
+    assert all(r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant" for r in rows)
+    # Without this an installed wheel lacks the probe (tomllib is 3.11+, and the package supports 3.10).
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert "[tool.setuptools.package-data]\n" in pyproject and 'prefalign = ["data/probe/*.jsonl"]' in pyproject
+
+
+def test_probe_is_a_few_hundred_answer_tokens(tokenizer):
+    batch = probe_batch(Renderer(tokenizer, RenderSettings(None, 1024, None, None)), tokenizer.pad_token_id)
+    assert batch.num_sequences == 8 and 300 <= batch.num_scored_tokens <= 800
+
+
+def test_general_nll_is_the_mean_negative_log_prob_of_the_answer_tokens(tokenizer):
+    renderer = Renderer(tokenizer, RenderSettings(None, 1024, None, None))
+    model = make_tiny_model(tokenizer)
+    scorer = SequenceScorer(model).train()
+    batch = probe_batch(renderer, tokenizer.pad_token_id)
+
+    # By hand: each row alone through the full logits; position t-1 predicts answer token t.
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in probe_rows():
+            ex = renderer.render(row)
+            ids = ex["prompt_ids"] + ex["completion_ids"]
+            logps = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+            start = len(ex["prompt_ids"])
+            for t in range(start, len(ids)):
+                total -= float(logps[t - 1, ids[t]])
+                count += 1
+    assert count == batch.num_scored_tokens
+    assert general_nll(scorer, batch) == pytest.approx(total / count, rel=1e-5)
+    assert scorer.training  # scoring leaves the mode as it found it
+
+
+def test_probe_batch_follows_the_runs_limits(tokenizer):
+    short = probe_batch(Renderer(tokenizer, RenderSettings(None, 1024, None, 10)), tokenizer.pad_token_id)
+    assert short.num_scored_tokens == 8 * 10  # every answer cut to max_completion_length, as the run sees it
+    with pytest.raises(ValueError, match="no room for any probe answer"):
+        probe_batch(Renderer(tokenizer, RenderSettings(None, 8, None, None)), tokenizer.pad_token_id)
