@@ -52,3 +52,30 @@ def test_probe_batch_follows_the_runs_limits(tokenizer):
     assert short.num_scored_tokens == 8 * 10  # every answer cut to max_completion_length, as the run sees it
     with pytest.raises(ValueError, match="no room for any probe answer"):
         probe_batch(Renderer(tokenizer, RenderSettings(None, 8, None, None)), tokenizer.pad_token_id)
+
+
+def test_a_run_with_held_out_data_logs_general_nll_and_watches_it(tiny_model_dir, toy_data, tmp_path):
+    """Before training and at every eval the probe is scored as general_nll; the watch reads the eval records."""
+    import json
+
+    import prefalign
+    from prefalign.training.watch import GeneralNllWatch
+    from tests.conftest import tiny_config
+
+    config = tiny_config(
+        tiny_model_dir, toy_data, tmp_path / "run",
+        data={"eval": str(toy_data), "max_length": 64},
+        train={"max_steps": 2, "eval_every": 1, "lr": 5e-2, "mixed_precision": "no"},
+        eval={"before": True, "generations": 0},
+    )  # fmt: skip
+    result = prefalign.train(prefalign.load_config(config), quiet=True)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [1, 2] and all(r["general_nll"] > 0 for r in evals)
+    before = result.before["general_nll"]
+    # Step 1 runs at lr 0 (the warm-up starts there), so its eval equals the before; step 2 moves the probe.
+    assert evals[0]["general_nll"] == pytest.approx(before) and evals[1]["general_nll"] != before
+    # The run's watch gave a finding exactly when a GeneralNllWatch on the same records does.
+    replay = GeneralNllWatch(before)
+    expected = [str(f) for r in evals for f in replay.update(r)]
+    assert [w for w in result.warnings if "general-text probe" in w] == expected

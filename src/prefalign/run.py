@@ -20,9 +20,11 @@ from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import PreparedData, prepare_data
+from prefalign.data.layout import Batch
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
+from prefalign.eval.probe import general_nll, probe_batch
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
 from prefalign.logps import SequenceScorer
@@ -42,11 +44,11 @@ from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
 from prefalign.rewards import RewardScorer, ties_lm_head
 from prefalign.training.events import Events
-from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
+from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
 from prefalign.training.metrics import MetricsLog
 from prefalign.training.precision import resolve_precision
-from prefalign.training.watch import LikelihoodWatch
+from prefalign.training.watch import GeneralNllWatch, LikelihoodWatch
 
 RUN_MARKER = ".prefalign-run"
 
@@ -201,8 +203,18 @@ class Run:
         else:
             self.ref = build_reference(mode, self.scorer, reference_model, self.objective.logps_options)
         self.training = Training(
-            self.scorer, self.ref, self.objective, self.prepared.train, self.prepared.eval, self.tokenizer.pad_token_id
-        )
+            self.scorer, self.ref, self.objective, self.prepared.train, self.prepared.eval, self.tokenizer.pad_token_id,
+            probe=self._probe(),
+        )  # fmt: skip
+
+    def _probe(self) -> Batch | None:
+        """The general-text probe, rendered as the run renders its data: for a policy run with held-out data."""
+        config = self.config
+        if config.method.kind != "policy" or self.prepared.eval is None:
+            return None
+        d = config.data
+        settings = RenderSettings(d.template, d.max_length, d.max_prompt_length, d.max_completion_length)
+        return probe_batch(Renderer(self.tokenizer, settings), self.tokenizer.pad_token_id)
 
     def before(self) -> None:
         """Held-out metrics and answers before training; a resumed run reads the ones it saved."""
@@ -236,6 +248,15 @@ class Run:
             if self.objective.needs_reference and margin == "rewards/margins":
                 self.watch = WatchListener(LikelihoodWatch(accuracy), report=events.finding)
                 events.add(self.watch)
+            # The probe's NLL against the policy's before training (scored by `before`, else here).
+            self.general_watch = None
+            if self.training.probe is not None:
+                base = (self.before_metrics or {}).get("general_nll")
+                if base is None:
+                    with self.accelerator.autocast():
+                        base = general_nll(self.scorer, self.training.probe)
+                self.general_watch = GeneralNllListener(GeneralNllWatch(base), report=events.finding)
+                events.add(self.general_watch)
             self.loop = fit(self.training, self.config.train, self.accelerator, self.run_dir, events)
         del self.training, self.ref  # the reference (a model, or cached log-probs) is not needed any more
         self.model = self.accelerator.unwrap_model(self.scorer).model
@@ -271,7 +292,7 @@ class Run:
             last_train=loop.last_train,
             generations=self.generations,
             saved=self.saved,
-            warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
+            warnings=[str(f) for watch in (self.watch, self.general_watch) if watch for f in watch.findings],
         )
         if not self.is_main:
             return
