@@ -7,7 +7,7 @@ project for the purpose; see general/generate.py for why not the peer data), eng
 - **general NLL**: the per-token negative log-likelihood of the reference answers given their questions,
   summed over all answer tokens (the end-of-turn token included: a model that no longer knows when to stop
   pays for it) and divided by their count. A row reports it as a relative change from the base model's, so
-  +0.05 means the trained model finds ordinary answers 5% less likely per token, in nats.
+  +0.05 means 5% more nats per answer token than the base model.
 - **general answers**: greedy answers (`max_new_tokens` as score.py) to the same questions, each read by a
   rule simple enough to check by eye (`general_answer_ok`): it answers (two words or more), does not loop
   (rules.is_degenerate), does not reproduce a task's trained template (either task's rule), and names at

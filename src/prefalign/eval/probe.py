@@ -1,8 +1,8 @@
 """The general-text probe: the policy's per-token NLL on a few everyday chat answers, scored at every eval.
 
-A preference run can win its task and cost the model elsewhere: in issue 18 the default recipe made
-ordinary chat answers it never trained on 17.5% less likely per token (the behaviour benchmark's retention
-column measures the same on its tasks). The probe shows that cost while the run trains, as
+A preference run can win its task and cost the model elsewhere: in issue 18 the default recipe raised
+the per-token NLL of ordinary chat answers it never trained on by 17.5% (the behaviour benchmark's
+retention column measures the same on its tasks). The probe shows that cost while the run trains, as
 `eval/general_nll`. Its text ships with the package (`prefalign/data/probe/general.jsonl`: eight
 questions with short answers, 368 answer tokens under SmolLM2's tokenizer) and is only ever scored,
 never trained on: it is read here and nowhere in data loading.
