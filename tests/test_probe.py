@@ -79,3 +79,16 @@ def test_a_run_with_held_out_data_logs_general_nll_and_watches_it(tiny_model_dir
     replay = GeneralNllWatch(before)
     expected = [str(f) for r in evals for f in replay.update(r)]
     assert [w for w in result.warnings if "general-text probe" in w] == expected
+
+
+def test_a_tokenizer_without_a_chat_template_reads_the_probe_as_plain_text(smollm_dir):
+    from transformers import AutoTokenizer
+
+    plain_tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    plain_tokenizer.chat_template = None  # a base model's tokenizer, trained on plain strings
+    renderer = Renderer(plain_tokenizer, RenderSettings(None, 1024, None, None))
+    batch = probe_batch(renderer, plain_tokenizer.pad_token_id)
+    row = probe_rows()[0]
+    expected = plain_tokenizer(row["completion"][0]["content"], add_special_tokens=False).input_ids
+    first = batch.score_labels[batch.score_seq == 0].tolist()
+    assert first == [*expected, plain_tokenizer.eos_token_id]  # the answer as text, then EOS: no template tokens

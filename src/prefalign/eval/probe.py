@@ -25,20 +25,26 @@ from prefalign.logps import sequence_logps
 PROBE_FILE = "general.jsonl"
 
 
-def probe_rows() -> list[dict]:
-    """The probe's canonical unpaired rows (prompt and completion message lists), as the package ships them."""
+def probe_rows(plain: bool = False) -> list[dict]:
+    """The probe's canonical unpaired rows (prompt and completion message lists), as the package ships them.
+
+    `plain`: rendered as plain text (question then answer, no chat template), as a run renders plain strings.
+    """
     text = resources.files("prefalign").joinpath("data", "probe", PROBE_FILE).read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [{"prompt": r["prompt"], "completion": r["completion"], "plain": False} for r in rows]
+    return [{"prompt": r["prompt"], "completion": r["completion"], "plain": plain} for r in rows]
 
 
 def probe_batch(renderer, pad_id: int) -> Batch:
     """The probe rendered by the run's renderer (its template and limits) as one padded batch.
 
     A row the run's limits would truncate is scored truncated, as the run would see it; a row they would
-    drop (the prompt fills max_length) is left out.
+    drop (the prompt fills max_length) is left out. A model with no chat template to use (none named, none
+    in its tokenizer: a base model trained on plain strings) reads the probe as plain text rather than
+    stopping the run.
     """
-    examples = [renderer.render(row) for row in probe_rows()]
+    no_template = renderer.settings.template is None and renderer.tokenizer.chat_template is None
+    examples = [renderer.render(row) for row in probe_rows(plain=no_template)]
     examples = [ex for ex in examples if not ex["drop"]]
     if not examples:
         raise ValueError("data.max_length leaves no room for any probe answer: the general-text probe is empty")
