@@ -110,6 +110,9 @@ class GeneralNllWatch:
     one users noticed. The probe is scored deterministically (no sampling), so the rise is the weights' change
     alone. Provisional: the behaviour benchmark's retention sweep scores this probe beside its own general
     NLL in every row (probe_nll_before/after) to check the threshold against seeds and recipes as rows land.
+    Its first row (decline, 1 epoch of DPO + NLL) found the probe's text too close to the tasks' own voice: the
+    probe's NLL fell 5.8% where other people's chat answers rose 5.1% on the same adapter. Until the probe
+    holds text in other voices, the finding can miss a real cost.
     """
 
     def __init__(self, base: float | None = None, threshold: float = GENERAL_NLL_THRESHOLD, key: str = "general_nll"):
