@@ -7,7 +7,7 @@ import torch
 
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.eval.probe import general_nll, probe_batch, probe_rows
-from prefalign.logps import SequenceScorer
+from prefalign.scoring.logps import SequenceScorer
 from tests.conftest import REPO, make_tiny_model
 
 

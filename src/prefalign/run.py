@@ -19,15 +19,14 @@ from rich.table import Table
 from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
-from prefalign.data import PreparedData, prepare_data
+from prefalign.data import PreparedData, data_kind, prepare_data
 from prefalign.data.layout import Batch
-from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
 from prefalign.eval.probe import general_nll, probe_batch
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
-from prefalign.logps import SequenceScorer
 from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
     apply_train_options,
@@ -42,7 +41,8 @@ from prefalign.model.load import (
 from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
-from prefalign.rewards import RewardScorer, ties_lm_head
+from prefalign.scoring.logps import SequenceScorer
+from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
@@ -88,6 +88,10 @@ def prepare_run_dir(config: RunConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_MARKER).touch()
     (run_dir / "config.yaml").write_text(config.to_yaml())
+    if config.import_table is not None:  # translated from another tool's config: what became of each key
+        partial = run_dir / "config-import.md.partial"
+        partial.write_text(config.import_table.markdown())
+        partial.replace(run_dir / "config-import.md")
     return run_dir
 
 
@@ -96,8 +100,7 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
     rows = data.eval_prompts
     if rows is None or config.eval.generations == 0 or config.method.kind == "reward":  # reward models do not generate
         return []
-    d = config.data
-    renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
+    renderer = Renderer(tokenizer, render_settings(config.data))  # prompts only: no completion is cut
     picked: dict[str, tuple[str, list[int]]] = {}  # by prompt: unpaired rows (split pairs) repeat prompts
     for row in rows.select(range(min(len(rows), 4 * config.eval.generations))):
         key = json.dumps(row["prompt"])
@@ -161,6 +164,10 @@ class Run:
                 "sdpa (the default: prefalign's segment attention skips the same masked blocks)"
             )
         self.run_dir = prepare_run_dir(config) if self.is_main else Path(config.output.dir)
+        if config.import_table is not None and self.is_main:
+            table = config.import_table
+            self.console.print(f"{table.source}: read as a {table.dialect} config; what became of each key: "
+                               f"{self.run_dir / 'config-import.md'}", highlight=False)  # fmt: skip
         accelerator.wait_for_everyone()
         transformers.set_seed(config.train.seed)
 
@@ -180,9 +187,11 @@ class Run:
         """The trained model (a policy or a reward model), the scorer that runs it, and the objective."""
         config = self.config
         self.model, self.scorer = _trained_model(config, self.tokenizer, self.accelerator.device)
-        self.objective = make_objective(config.method)
-        self.objective.layout = resolve_layout(config.data.layout, self.scorer.model)
-        self.objective.pack_length = resolve_pack_length(config.data.pack_length, self.scorer.model)
+        self.objective = make_objective(
+            config.method,
+            layout=resolve_layout(config.data.layout, self.scorer.model),
+            pack_length=resolve_pack_length(config.data.pack_length, self.scorer.model),
+        )
 
     def reference(self) -> None:
         """The reference strategy: none, the adapter switched off, a frozen model, or precomputed log-probs."""
@@ -197,7 +206,17 @@ class Run:
         if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
             splits = {"train": self.prepared.train, "eval": self.prepared.eval}
             pad_id = self.tokenizer.pad_token_id
-            self.ref = precomputed_reference(config, self.scorer, self.objective, splits, pad_id, accelerator)
+            self.ref = precomputed_reference(
+                config.model,
+                config.reference.path,
+                self.scorer,
+                lambda examples: self.objective.batch(examples, pad_id),
+                self.objective.logps_options,
+                splits,
+                batch_size=config.train.eval_batch_size or config.train.batch_size,
+                precision=config.train.mixed_precision,
+                accelerator=accelerator,
+            )
             if self.is_main:
                 self.console.print(self.ref.summary())
         else:
@@ -212,9 +231,7 @@ class Run:
         config = self.config
         if config.method.kind != "policy" or self.prepared.eval is None:
             return None
-        d = config.data
-        settings = RenderSettings(d.template, d.max_length, d.max_prompt_length, d.max_completion_length)
-        return probe_batch(Renderer(self.tokenizer, settings), self.tokenizer.pad_token_id)
+        return probe_batch(Renderer(self.tokenizer, render_settings(config.data)), self.tokenizer.pad_token_id)
 
     def before(self) -> None:
         """Held-out metrics and answers before training; a resumed run reads the ones it saved."""
@@ -326,8 +343,10 @@ def quiet_libraries() -> None:
 def train(
     config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = False
 ) -> RunResult:
-    """Train one run from a config object, dict or YAML path, with optional `key=value` overrides."""
-    run = Run(load_config(config, overrides), Console(quiet=quiet))
+    """Train one run from a config object, dict or YAML path (prefalign's, or another tool's: prefalign.dialects),
+    with optional `key=value` overrides. With no loss named, the loss follows the data (unpaired rows: kto)."""
+    config = load_config(config, overrides)
+    run = Run(config.for_data(data_kind(config.data)), Console(quiet=quiet))
     for stage in run.stages():
         stage()
     return run.result

@@ -20,7 +20,7 @@ from importlib import resources
 import torch
 
 from prefalign.data.layout import Batch, make_batch
-from prefalign.logps import sequence_logps
+from prefalign.scoring.logps import sequence_logps
 
 PROBE_FILE = "general.jsonl"
 

@@ -27,7 +27,7 @@ from accelerate.utils import gather_object
 
 from prefalign.config import TrainConfig
 from prefalign.data.layout import Batch
-from prefalign.eval.evaluate import evaluate_pairs
+from prefalign.eval.evaluate import evaluate_held_out
 from prefalign.eval.probe import general_nll
 from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
@@ -98,7 +98,7 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, total_ste
 
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg.schedule]
-    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
     return optimizer, get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
@@ -114,7 +114,7 @@ def accumulate(accelerator: Accelerator, scorer: torch.nn.Module, training: Trai
         batch = training.objective.batch(training.train_data.select(rows), training.pad_id).to(accelerator.device)
         ref_logps = training.reference.logps(batch, Rows("train", rows))
         with nullcontext() if i == len(parts) - 1 else accelerator.no_sync(scorer):
-            policy_out = training.objective.score(scorer, batch)  # log-probs, or a reward model's rewards
+            policy_out = training.objective.model_outputs(scorer, batch)  # log-probs, or a reward model's rewards
             losses, metrics = training.objective(policy_out, ref_logps, batch)
             # Sum over examples / examples in the whole step (× processes: DDP averages gradients).
             accelerator.backward(losses.sum() * world / step_size)
@@ -126,7 +126,7 @@ def accumulate(accelerator: Accelerator, scorer: torch.nn.Module, training: Trai
 
 def held_out_metrics(accelerator: Accelerator, scorer: torch.nn.Module, training: Training, batch_size: int):
     """Means over the held-out split, every process's share reduced together."""
-    sums = evaluate_pairs(
+    sums = evaluate_held_out(
         scorer, training.reference, training.eval_data, training.objective, batch_size, training.pad_id,
         accelerator.device, rank=accelerator.process_index, world=accelerator.num_processes,
     )  # fmt: skip
