@@ -11,6 +11,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from tests.conftest import REPO
 
@@ -206,6 +207,94 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     assert again == [row] and len((out / "results.jsonl").read_text().splitlines()) == 1
     table = run.table(run.read_results(out))
     assert table.splitlines()[0] == run.TABLE_HEADER and "| tldr | prefalign | defaults (train.batch_size=2" in table
+
+    # Retention: the base model's, cached once for every task, and the trained model's, as a relative change.
+    assert len(list((out / "general").glob("base-*.json"))) == 1
+    assert row["retention_tokenizer"] == row["retention_tokenizer_before"]
+    assert row["general_nll_change"] == pytest.approx(
+        (row["general_nll_after"] - row["general_nll_before"]) / row["general_nll_before"]
+    )
+    assert row["general_nll_tokens"] > 500 and 0.0 <= row["general_ok_after"] <= 1.0
+    assert row["probe_nll_before"] > 0 and row["probe_nll_after"] > 0
+    assert len(answers["general_before"]) == len(answers["general_after"]) == 24
+    assert f"| {100 * row['general_nll_change']:+.1f}% |" in table
+
+
+def test_table_refuses_retention_without_a_base_on_the_same_tokenizer(bench):
+    run = bench["run"]
+    row = {"general_nll_before": 2.0, "general_nll_after": 2.2, "general_ok_before": 0.5, "general_ok_after": 0.25}
+    same = run.retention_cells({**row, "retention_tokenizer": "a", "retention_tokenizer_before": "a"})
+    assert same == "| +10.0% | 50% → 25% "
+    assert "refused" in run.retention_cells({**row, "retention_tokenizer": "a", "retention_tokenizer_before": "b"})
+    assert "refused" in run.retention_cells({**row, "general_nll_before": None, "retention_tokenizer": "a"})
+    assert run.retention_cells({"behaviour_after": 0.5}) == "| — | — "  # a row from before the measure existed
+
+
+def test_relative_change_refuses_a_missing_or_foreign_base():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from retention import RetentionError, relative_change
+    finally:
+        sys.path.remove(str(BENCH))
+    assert relative_change({"nll": 2.2, "tokenizer": "t"}, {"nll": 2.0, "tokenizer": "t"}) == pytest.approx(0.1)
+    with pytest.raises(RetentionError, match="base model's retention score is missing"):
+        relative_change({"nll": 2.2, "tokenizer": "t"}, None)
+    with pytest.raises(RetentionError, match="another tokenizer"):
+        relative_change({"nll": 2.2, "tokenizer": "t"}, {"nll": 2.0, "tokenizer": "u"})
+
+
+def test_general_generator_is_deterministic_and_stays_off_the_tasks(tmp_path):
+    generator = _load("behaviour_generate_general", BENCH / "general" / "generate.py")
+    generator.main(["--out", str(tmp_path)])
+    written = (tmp_path / "heldout.jsonl").read_bytes()
+    assert written == (BENCH / "general" / "heldout.jsonl").read_bytes(), "general/heldout.jsonl is stale"
+    rows = generator.build()  # asserts that no question or distinctive topic word occurs in a task's prompts
+    assert len(rows) == 24 and all(r["expect"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expect", "failed"),
+    [
+        ("The capital of France is Paris.", ["Paris"], []),
+        ("Paris", ["Paris"], ["answers"]),  # one word is not an answer to a chat question
+        ("The capital of France is Lyon.", ["Paris"], ["on_topic"]),
+        ("TL;DR: The capital is Paris.\n\nParis is...", ["Paris"], ["no_template"]),
+        ("I can't write that for you, but Paris is the capital.", ["Paris"], ["no_template"]),
+        ("Paris is nice. Paris is nice. Paris is nice. Paris is nice.", ["Paris"], ["not_degenerate"]),
+    ],
+)
+def test_general_answer_rule(answer, expect, failed):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from retention import general_answer_ok
+    finally:
+        sys.path.remove(str(BENCH))
+    parts = general_answer_ok(answer, expect)
+    assert [name for name, ok in parts.items() if name != "ok" and not ok] == failed
+    assert parts["ok"] == (not failed)
+
+
+def test_general_nll_scores_each_answer_with_its_end_of_turn(bench, tokenizer):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from retention import answer_ids, general_nll
+    finally:
+        sys.path.remove(str(BENCH))
+    from tests.conftest import make_tiny_model
+
+    prompt = [{"role": "user", "content": "Hello?"}]
+    prompt_ids, ids = answer_ids(tokenizer, prompt, "Hi there.")
+    assert tokenizer.decode(ids) == "Hi there.<|im_end|>" and tokenizer.decode(prompt_ids).endswith("assistant\n")
+    model = make_tiny_model(tokenizer)
+    rows = [{"prompt": prompt, "answer": "Hi there."}, {"prompt": prompt, "answer": "Good morning to you."}]
+    # The pooled NLL is the token-weighted mean of the rows' own NLLs, each a mean over its answer tokens.
+    (a, n_a), (b, n_b) = general_nll(model, tokenizer, rows[:1]), general_nll(model, tokenizer, rows[1:])
+    pooled, n = general_nll(model, tokenizer, rows)
+    assert n == n_a + n_b and pooled == pytest.approx((a * n_a + b * n_b) / n)
+    with torch.no_grad():
+        logps = torch.log_softmax(model(input_ids=torch.tensor([prompt_ids + ids])).logits[0], dim=-1)
+    by_hand = -sum(float(logps[len(prompt_ids) + i - 1, t]) for i, t in enumerate(ids)) / len(ids)
+    assert a == pytest.approx(by_hand, rel=1e-5)
 
 
 def test_scoring_is_deterministic(bench, tiny_model_dir):

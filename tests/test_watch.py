@@ -62,3 +62,36 @@ def test_unpaired_steps_without_a_margin_are_skipped():
     watch = LikelihoodWatch("label_accuracy")
     assert watch.update({"step": 1, "rewards/chosen": -1.0}) == []
     assert watch.records == []
+
+
+def eval_records(values, every=10):
+    return [{"step": every * i, "split": "eval", "loss": 0.5, "general_nll": v} for i, v in enumerate(values, 1)]
+
+
+def test_general_nll_watch_fires_once_past_the_threshold():
+    from prefalign.training.watch import GENERAL_REMEDY, GeneralNllWatch
+
+    watch = GeneralNllWatch(base=2.0, threshold=0.05)
+    # +2.5%, +4.5%, +6%, +10%: the finding comes at the third eval, and only there.
+    found = [f for r in eval_records([2.05, 2.09, 2.12, 2.20]) for f in watch.update(r)]
+    assert [(f.kind, f.step) for f in found] == [("general_nll_rising", 30)]
+    assert "6.0%" in str(found[0]) and "2.000 -> 2.120" in str(found[0]) and str(found[0]).endswith(GENERAL_REMEDY)
+
+
+def test_general_nll_watch_without_a_base_takes_the_first_eval():
+    from prefalign.training.watch import GeneralNllWatch
+
+    watch = GeneralNllWatch()
+    assert watch.update({"step": 5, "split": "eval", "loss": 0.3}) == []  # no probe score in this record
+    assert watch.update(eval_records([1.8])[0]) == [] and watch.base == 1.8
+    assert watch.update({"step": 20, "general_nll": 1.88}) == []  # +4.4%
+    assert [f.step for f in watch.update({"step": 30, "general_nll": 1.90})] == [30]  # +5.6%
+
+
+def test_general_nll_watch_refuses_a_base_that_is_not_an_nll():
+    import pytest
+
+    from prefalign.training.watch import GeneralNllWatch
+
+    with pytest.raises(ValueError, match="base NLL must be positive"):
+        GeneralNllWatch(base=0.0)

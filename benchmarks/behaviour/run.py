@@ -36,8 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # rules.py and score.py sit beside this script
 
+from retention import Retention, RetentionError, relative_change, retention
 from rules import TASKS
-from score import Score, resolve, score
+from score import Score, load, resolve, score
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -92,16 +93,59 @@ RECIPES: dict[str, dict[str, Any]] = {
         "simpo": loss("simpo"),
         "cpo": loss("cpo"),
         "orpo": loss("orpo"),
+        # Noise: the defaults under other seeds (data order and LoRA initialisation).
+        "defaults_seed1": ["train.seed=1"],
+        "defaults_seed2": ["train.seed=2"],
+        # Retention sweep (issue 18), stage 1: learning rate x NLL weight, at the default 2 epochs.
+        **{
+            f"rpo{alpha}_lr{lr}": [*loss("sigmoid", rpo_alpha=alpha or None), f"train.lr={lr}"]
+            for lr in ("2e-4", "5e-4", "1e-3")
+            for alpha in (0, 0.25, 0.5, 1)
+        },
+        # Stage 2 around the defaults: beta, epochs, and the options that exist to limit drift.
+        "rpo1_beta0.3": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.3"],
+        "rpo1_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "train.epochs=1"],
+        "rpo1_lr2e-4_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=2e-4", "train.epochs=1"],
+        "rpo1_beta0.3_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.3", "train.epochs=1"],
+        "rpo1_lora_r4": [*loss("sigmoid", rpo_alpha=1.0), "model.lora.r=4", "model.lora.alpha=8"],
+        "sigmoid_norm_rpo1": loss("sigmoid_norm", rpo_alpha=1.0),  # DPO on per-token log-ratios + NLL
+        "apo_zero_rpo1": loss("apo_zero", rpo_alpha=1.0),
     },
     "trl": {
         "defaults": {},  # lr 1e-6, 3 epochs, beta 0.1, sigmoid, batch 8, linear decay, no warm-up
         "lr5e-4": {"learning_rate": 5e-4},  # prefalign's default LoRA learning rate, TRL's other defaults
         "rpo_lr5e-4": {"learning_rate": 5e-4, "loss_type": ["sigmoid", "sft"]},
+        # DPO + NLL at lr 2e-4 for 2 epochs: the TRL recipe issue 18 measured at +3.8% general NLL.
+        "rpo_lr2e-4_epochs2": {"learning_rate": 2e-4, "loss_type": ["sigmoid", "sft"], "num_train_epochs": 2},
     },
 }
 
+# The retention sweep, cheapest and most informative first, so a partial run still answers something: the
+# noise of the defaults (two seeds), the shortest runs (1 epoch), then lr x rpo_alpha at 2 epochs, then the
+# drift-limiting options, then TRL (slowest: 3 epochs with gradient checkpointing).
+RETENTION_SWEEP: list[tuple[str, str]] = [
+    ("prefalign", "defaults"),
+    ("prefalign", "defaults_seed1"),
+    ("prefalign", "rpo1_epochs1"),
+    ("prefalign", "rpo1_lr2e-4_epochs1"),
+    ("prefalign", "rpo1_beta0.3_epochs1"),
+    *[
+        ("prefalign", f"rpo{alpha}_lr{lr}")
+        for lr in ("2e-4", "5e-4", "1e-3")
+        for alpha in (0, 0.25, 0.5, 1)
+        if (alpha, lr) != (1, "5e-4")  # that is the defaults, already run
+    ],
+    ("prefalign", "rpo1_beta0.3"),
+    ("prefalign", "rpo1_lora_r4"),
+    ("prefalign", "sigmoid_norm_rpo1"),
+    ("prefalign", "apo_zero_rpo1"),
+    ("trl", "rpo_lr2e-4_epochs2"),
+    ("trl", "defaults"),
+]
+
 SWEEPS: dict[str, list[tuple[str, str]]] = {
     "headline": [("prefalign", "defaults"), ("trl", "defaults")],
+    "retention": RETENTION_SWEEP,
     "full": [(engine, name) for engine, recipes in RECIPES.items() for name in recipes],
 }
 
@@ -282,6 +326,58 @@ def likelihood_warnings(metrics: list[dict]) -> list[str]:
     return [f"{finding.kind}@{finding.step}" for record in metrics for finding in watch.update(record)]
 
 
+def retention_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides the base model's retention: the model, the general answers' text and how answers are generated."""
+    from retention import GENERAL_PATH
+
+    text = GENERAL_PATH.read_bytes() + PROBE_PATH.read_bytes()
+    return {
+        "model": args.model,
+        "max_new_tokens": args.max_new_tokens,
+        "gen_batch": args.gen_batch,
+        "general": hashlib.sha256(text).hexdigest()[:10],
+    }
+
+
+# The package's general-text probe (prefalign.eval.probe), scored here too, to set its watch's threshold.
+PROBE_PATH = REPO / "src" / "prefalign" / "data" / "probe" / "general.jsonl"
+
+
+def probe_nll(model: Any, tokenizer: Any) -> float:
+    """The probe's per-token NLL, computed as the general NLL is (plain transformers, float32)."""
+    from retention import general_nll
+
+    rows = [json.loads(line) for line in PROBE_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [{"prompt": r["prompt"], "answer": r["completion"][0]["content"]} for r in rows]
+    return general_nll(model, tokenizer, rows)[0]
+
+
+def measure_retention(args: argparse.Namespace, model: Any, tokenizer: Any) -> dict[str, Any]:
+    result: Retention = retention(model, tokenizer, max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch)
+    return {**result.summary(), "probe_nll": probe_nll(model, tokenizer), "answers": result.answers}
+
+
+def base_retention(args: argparse.Namespace) -> dict[str, Any]:
+    """The base model's retention, computed once per retention settings and cached in the out dir (task-free)."""
+    settings = retention_settings(args)
+    path = Path(args.out) / "general" / f"base-{_key(settings)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["retention"]
+    model, tokenizer = load(args.model)
+    result = measure_retention(args, model, tokenizer)
+    del model
+    gc.collect()
+    _write_atomic(path, json.dumps({"settings": settings, "retention": result}, indent=1, ensure_ascii=False))
+    return result
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
 def baseline(args: argparse.Namespace, task) -> Score:
     """The base model's score, computed once per (task, scoring settings) and cached in the out dir."""
     settings = scoring_settings(args)
@@ -320,17 +416,32 @@ def run_one(args: argparse.Namespace, task_name: str, engine: str, recipe: str) 
     run_dir = Path(args.out) / task_name / f"{engine}-{recipe}-{_key(settings)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     before = baseline(args, task)
+    kept_before = base_retention(args)
 
     started = time.perf_counter()
     trained = ENGINES[engine](args, task, recipe, run_dir)
     train_seconds = time.perf_counter() - started
     gc.collect()
+    model, tokenizer = load(trained["model"], trained["adapter"])
     after = score(
-        task, trained["model"], adapter=trained["adapter"], limit=args.limit,
-        max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch,
-    )  # fmt: skip
+        task, model, tokenizer, limit=args.limit, max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch
+    )
+    kept_after = measure_retention(args, model, tokenizer)
+    del model
+    gc.collect()
+    # Refused, not compared, when the base was scored on another tokenizer (RetentionError stops the row).
+    nll_change = relative_change(kept_after, kept_before)
     (run_dir / "answers.json").write_text(
-        json.dumps({"before": before.answers, "after": after.answers}, indent=1, ensure_ascii=False)
+        json.dumps(
+            {
+                "before": before.answers,
+                "after": after.answers,
+                "general_before": kept_before["answers"],
+                "general_after": kept_after["answers"],
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
     )
     metrics = trained["train_metrics"]
     row = {
@@ -346,6 +457,17 @@ def run_one(args: argparse.Namespace, task_name: str, engine: str, recipe: str) 
         "n_target": after.n_target,
         "n_control": after.n_control,
         "score_seconds_per_prompt": round(after.seconds / max(after.n_target + after.n_control, 1), 2),
+        # Retention (retention.py): general NLL before/after and its relative change, greedy general answers.
+        "retention_tokenizer": kept_after["tokenizer"],
+        "retention_tokenizer_before": kept_before["tokenizer"],
+        "general_nll_before": kept_before["nll"],
+        "general_nll_after": kept_after["nll"],
+        "general_nll_change": nll_change,
+        "general_nll_tokens": kept_after["n_tokens"],
+        "general_ok_before": kept_before["general_ok"],
+        "general_ok_after": kept_after["general_ok"],
+        "probe_nll_before": kept_before["probe_nll"],
+        "probe_nll_after": kept_after["probe_nll"],
         "train_reward_accuracy": _mean_last(metrics, "rewards/accuracies"),
         "train_reward_margin": _mean_last(metrics, "rewards/margins"),
         "warnings": likelihood_warnings(metrics),
@@ -354,7 +476,7 @@ def run_one(args: argparse.Namespace, task_name: str, engine: str, recipe: str) 
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     results = Path(args.out) / "results.jsonl"
-    with results.open("a", encoding="utf-8") as f:
+    with results.open("a", encoding="utf-8") as f:  # one line per row, appended whole: a crash loses one row
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return row
 
@@ -376,8 +498,23 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 TABLE_HEADER = (
     "| task | engine | recipe | precision | steps | behaviour before → after | side effect before → after "
-    "| degenerate after | train reward acc. | train margin | watch warnings | train time |"
+    "| degenerate after | general NLL change | general answers ok before → after "
+    "| train reward acc. | train margin | watch warnings | train time |"
 )
+
+
+def retention_cells(row: dict) -> str:
+    """The retention columns: a row from before the measure existed shows —; one without a fair base, refused."""
+    if row.get("general_nll_after") is None:
+        return "| — | — "
+    try:
+        change = relative_change(
+            {"nll": row["general_nll_after"], "tokenizer": row.get("retention_tokenizer")},
+            {"nll": row.get("general_nll_before"), "tokenizer": row.get("retention_tokenizer_before")},
+        )
+    except RetentionError:
+        return "| refused (no base on this tokenizer) | — "
+    return f"| {100 * change:+.1f}% | {_pct(row['general_ok_before'])} → {_pct(row['general_ok_after'])} "
 
 
 def table_row(row: dict) -> str:
@@ -388,7 +525,7 @@ def table_row(row: dict) -> str:
         f"| {row['task']} | {row['engine']} | {row['recipe']}{extra} | {row['precision']} | {steps} "
         f"| {_pct(row['behaviour_before'])} → {_pct(row['behaviour_after'])} "
         f"| {_pct(row['side_effect_before'])} → {_pct(row['side_effect_after'])} "
-        f"| {_pct(row['degenerate_after'])} | {_num(row['train_reward_accuracy'])} "
+        f"| {_pct(row['degenerate_after'])} {retention_cells(row)}| {_num(row['train_reward_accuracy'])} "
         f"| {_num(row['train_reward_margin'], 1)} | {', '.join(row.get('warnings', [])) or 'none'} "
         f"| {minutes}m{seconds:02d}s |"
     )
@@ -461,8 +598,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     done = {_key(_row_settings(r)): r for r in read_results(args.out)}
     rows: list[dict] = []
     failed: list[str] = []
-    for task in tasks:
-        for engine, recipe in plan:
+    # Recipe by recipe, both tasks each, so a sweep stopped part-way has every recipe it ran on both tasks.
+    for engine, recipe in plan:
+        for task in tasks:
             missing = missing_losses(engine, recipe)
             if missing:
                 message = f"skip {task} {engine} {recipe}: prefalign.losses.LOSSES has no {', '.join(missing)}"

@@ -22,9 +22,11 @@ from torch import nn
 from prefalign.atomic import write_json_atomically, write_text_atomically
 from prefalign.config import ConfigError, RunConfig, load_config
 from prefalign.data import DataReport, PreparedData, data_kind, prepare_data
+from prefalign.data.layout import Batch
 from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
+from prefalign.eval.probe import general_nll, probe_batch
 from prefalign.eval.rewards import held_out_rewards
 from prefalign.export.card import model_card
 from prefalign.export.gguf_run import check_gguf_output, write_run_gguf
@@ -51,11 +53,11 @@ from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.checkpoint import skipped_checkpoints
 from prefalign.training.distributed import check_one_group, use_cpu_group_if_needed
 from prefalign.training.events import Events
-from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
+from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
 from prefalign.training.metrics import MetricsLog
 from prefalign.training.precision import resolve_precision
-from prefalign.training.watch import LikelihoodWatch
+from prefalign.training.watch import GeneralNllWatch, LikelihoodWatch
 
 RUN_MARKER = ".prefalign-run"
 
@@ -247,8 +249,16 @@ class Run:
         else:
             self.ref = build_reference(mode, self.scorer, reference_model, self.objective.logps_options)
         self.training = Training(
-            self.scorer, self.ref, self.objective, self.prepared.train, self.prepared.eval, self.tokenizer.pad_token_id
-        )
+            self.scorer, self.ref, self.objective, self.prepared.train, self.prepared.eval, self.tokenizer.pad_token_id,
+            probe=self._probe(),
+        )  # fmt: skip
+
+    def _probe(self) -> Batch | None:
+        """The general-text probe, rendered as the run renders its data: for a policy run with held-out data."""
+        config = self.config
+        if config.method.kind != "policy" or self.prepared.eval is None:
+            return None
+        return probe_batch(Renderer(self.tokenizer, render_settings(config.data)), self.tokenizer.pad_token_id)
 
     def before(self) -> None:
         """Held-out metrics and answers before training; a resumed run reads the ones it saved."""
@@ -291,6 +301,15 @@ class Run:
             # The report is redrawn at every eval and at the end; the trackers get every record.
             self.report = ReportListener(self.run_dir, enabled=self.is_main)
             events.add(self.report, *self._trackers())
+            # The probe's NLL against the policy's before training (scored by `before`, else here).
+            self.general_watch = None
+            if self.training.probe is not None:
+                base = (self.before_metrics or {}).get("general_nll")
+                if base is None:
+                    with self.accelerator.autocast():
+                        base = general_nll(self.scorer, self.training.probe)
+                self.general_watch = GeneralNllListener(GeneralNllWatch(base), report=events.finding)
+                events.add(self.general_watch)
             self.loop = fit(self.training, self.config.train, self.accelerator, self.run_dir, events)
         del self.training, self.ref  # the reference (a model, or cached log-probs) is not needed any more
         self.model = self.accelerator.unwrap_model(self.scorer).model
@@ -330,7 +349,7 @@ class Run:
             last_train=loop.last_train,
             generations=self.generations,
             saved=self.saved,
-            warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
+            warnings=[str(f) for watch in (self.watch, self.general_watch) if watch for f in watch.findings],
             reference_mode=self.reference_mode,
             processes=self.accelerator.num_processes,
             data=_data_counts(self.prepared.report),

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prefalign.training.events import Listener
 from prefalign.training.metrics import truncate_jsonl_after
-from prefalign.training.watch import Finding, LikelihoodWatch
+from prefalign.training.watch import Finding, GeneralNllWatch, LikelihoodWatch
 
 
 class ProgressDisplay(Listener):
@@ -78,6 +78,20 @@ class WatchListener(Listener):
         self.findings: list[Finding] = []
 
     def on_log(self, record: dict) -> None:
+        for finding in self.watch.update(record):
+            self.findings.append(finding)
+            self.report(finding)
+
+
+class GeneralNllListener(Listener):
+    """Feeds eval records (their general_nll, the probe's score) to a GeneralNllWatch; reports its finding."""
+
+    def __init__(self, watch: GeneralNllWatch, report: Callable[[Finding], None]) -> None:
+        self.watch = watch
+        self.report = report
+        self.findings: list[Finding] = []
+
+    def on_eval(self, record: dict) -> None:
         for finding in self.watch.update(record):
             self.findings.append(finding)
             self.report(finding)

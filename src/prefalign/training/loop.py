@@ -26,7 +26,9 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from prefalign.config import TrainConfig
+from prefalign.data.layout import Batch
 from prefalign.eval.evaluate import evaluate_held_out
+from prefalign.eval.probe import general_nll
 from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
@@ -44,6 +46,8 @@ class Training:
     train_data: Any
     eval_data: Any | None
     pad_id: int
+    # The general-text probe (eval.probe), scored with the held-out metrics as general_nll; never trained on.
+    probe: Batch | None = None
 
 
 @dataclass
@@ -127,7 +131,10 @@ def held_out_metrics(accelerator: Accelerator, scorer: torch.nn.Module, training
         scorer, training.reference, training.eval_data, training.objective, batch_size, training.pad_id,
         accelerator.device, rank=accelerator.process_index, world=accelerator.num_processes,
     )  # fmt: skip
-    return sums.means(reduce_sum(accelerator))
+    metrics = sums.means(reduce_sum(accelerator))
+    if training.probe is not None:  # the same small batch on every process: nothing to reduce
+        metrics["general_nll"] = general_nll(scorer, training.probe)
+    return metrics
 
 
 def checkpoint(accelerator: Accelerator, root: Path, state: TrainState, trainable, optimizer, scheduler, keep: int):
