@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from prefalign.losses import LOSSES, LossSpec
 
@@ -53,6 +62,22 @@ class LoraConfig(_Section):
     )
 
 
+class QuantizationOptions(_Section):
+    double_quant: bool = Field(
+        True, description="nf4/fp4: quantise the quantisation constants too (QLoRA's double quantisation)."
+    )
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="dtype the 4-bit weights are dequantised to for each matrix product; auto: bfloat16 on a "
+        "CUDA GPU that has it, float32 elsewhere (a CPU without native bf16 multiplies it hundreds of times slower).",
+    )
+    skip_modules: list[str] | None = Field(
+        None,
+        description="Modules kept unquantised; null: transformers' choice (the LM head), plus `score` for reward "
+        "models (their new head is trained whole).",
+    )
+
+
 class ModelConfig(_Section):
     path: str = Field(
         "builtin:smollm2-135m-instruct",
@@ -67,6 +92,15 @@ class ModelConfig(_Section):
     adapter: str | None = Field(
         None, description="A saved PEFT adapter (e.g. from SFT) to start from; it is also the reference."
     )
+    quantization: Literal["nf4", "fp4", "int8"] | None = Field(
+        None,
+        description="Load the base model quantised by bitsandbytes (QLoRA with nf4): only the LoRA adapter trains, "
+        "the reference is the same quantised base with the adapter off (or its precomputed log-probs); "
+        "model.dtype then defaults to bfloat16, the dtype merged/ is written in.",
+    )
+    quantization_options: QuantizationOptions = Field(
+        default_factory=QuantizationOptions, description="Settings of model.quantization."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of model.path.")
     trust_remote_code: bool = Field(False, description="Allow model code from the hub to run.")
     attention: str | None = Field(
@@ -77,6 +111,33 @@ class ModelConfig(_Section):
         "flex_attention gets them as block masks (GPU only: no backward on CPU); eager as a dense mask; "
         "data.layout auto falls back to padded on the others.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quantized_dtype(cls, data: Any) -> Any:
+        """A quantised base is merged into a 16-bit model (Unsloth's merged_16bit): bfloat16 unless said."""
+        if isinstance(data, dict) and data.get("quantization") and data.get("dtype") is None:
+            return {**data, "dtype": "bfloat16"}
+        return data
+
+    @model_validator(mode="after")
+    def _quantization_consistent(self) -> ModelConfig:
+        if self.quantization is None:
+            if self.quantization_options != QuantizationOptions():  # a dumped config lists the defaults: fine
+                raise ValueError("quantization_options: set model.quantization (nf4, fp4 or int8) for them to apply")
+            return self
+        if self.lora is None:
+            raise ValueError(
+                f"lora: a quantised base (model.quantization: {self.quantization}) cannot be trained whole: its "
+                "quantised weights take no gradient; give model.lora (QLoRA trains the adapter), or set "
+                "model.quantization: null for full fine-tuning"
+            )
+        if self.dtype == "auto":
+            raise ValueError(
+                "dtype: 'auto' with model.quantization: name the dtype merged/ is written in (bfloat16, the default, "
+                "float16 or float32)"
+            )
+        return self
 
 
 class ReferenceConfig(_Section):
@@ -398,7 +459,13 @@ class TrainConfig(_Section):
     )
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps spent warming the LR up.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    optimizer: str = Field(
+        "adamw",
+        description="adamw (torch; fused on CUDA), adamw_8bit, paged_adamw_8bit, paged_adamw_32bit (CUDA only), "
+        "lion_8bit (bitsandbytes), adafactor, sgd; transformers' optim names (adamw_torch, adamw_bnb_8bit, ...) "
+        "are read as the same optimizer.",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay (decoupled, for the AdamW family).")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null = no clip.")
     seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
     eval_every: int | None = Field(None, gt=0, description="Evaluate every N steps (and always at the end).")
@@ -424,6 +491,19 @@ class TrainConfig(_Section):
         "mask (the segment attention's blocks change with every batch). Needs a C++ compiler on CPU.",
     )
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str, info: ValidationInfo) -> str:
+        # Imported here, as the loss registry is: the optimizer table lives beside the factory that reads it.
+        from prefalign.training.optim import canonical_name, unavailable_reason
+
+        name = canonical_name(value)
+        # Whether this machine can run it (CUDA for paged ones, bitsandbytes installed): checked before any model
+        # loads; a command that only reads a finished run's config (merge) passes context {"machine": False}.
+        if (info.context or {}).get("machine", True) and (reason := unavailable_reason(name)):
+            raise ValueError(reason)
+        return name
 
 
 class EvalConfig(_Section):
@@ -483,6 +563,16 @@ class RunConfig(_Section):
         if self.method.needs_reference and mode == "none":
             raise ValueError(
                 f"reference.mode: loss {loss!r} needs a reference; use auto, precomputed, model or adapter"
+            )
+        if self.model.quantization and mode == "model":
+            raise ValueError(
+                "reference.mode: 'model' would keep a second copy of the base beside the quantised one; under "
+                "model.quantization use adapter (the quantised base with the adapter off) or precomputed"
+            )
+        if self.model.quantization and self.reference.path:
+            raise ValueError(
+                "reference.path: under model.quantization the reference is the quantised base with the adapter off "
+                "(or its precomputed log-probs); remove reference.path, or set model.quantization: null"
             )
         if mode == "adapter" and self.model.lora is None:
             raise ValueError("reference.mode: 'adapter' needs model.lora (the adapter is what gets disabled)")
@@ -634,8 +724,14 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_config(config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides."""
+def load_config(
+    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, machine: bool = True
+) -> RunConfig:
+    """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides.
+
+    `machine=False` skips the checks of what this machine can run (a paged optimizer needs CUDA): for commands
+    that read a finished run's config without training it.
+    """
     if isinstance(config, RunConfig):
         if not overrides:
             return config
@@ -655,6 +751,6 @@ def load_config(config: RunConfig | dict | str | Path, overrides: list[str] | tu
         source = str(path)
     raw = apply_overrides(raw, list(overrides))
     try:
-        return RunConfig.model_validate(raw)
+        return RunConfig.model_validate(raw, context={"machine": machine})
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None

@@ -149,6 +149,8 @@ def reference_fingerprint(config: RunConfig) -> dict[str, Any] | None:
                 return None
             described["adapter"] = adapter
             described["adapter_merged"] = model.lora is None
+    if model.quantization:  # a quantised base scores differently; unquantised runs keep their keys
+        described["quantization"] = {"type": model.quantization, **model.quantization_options.model_dump()}
     return None if files is None else described
 
 
