@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -50,6 +51,12 @@ RECIPE = Recipe()
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __eq__(self, other: object) -> bool:
+        # The values only: private bookkeeping (where the loss or the whole config came from) is not the config.
+        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic models are
 
 
 class LoraConfig(_Section):
@@ -168,7 +175,8 @@ class DataSource(_Section):
     columns: dict[str, str] | None = Field(
         None,
         description="alpaca, sharegpt, sharegpt_kto: LLaMA-Factory's dataset_info.json `columns` (its name -> "
-        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}.",
+        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}; "
+        "the trl_* formats: their column -> the file's, e.g. {prompt: question, chosen: better, rejected: worse}.",
     )
     tags: dict[str, str] | None = Field(
         None,
@@ -283,6 +291,9 @@ _OBJECTIVE_OPTIONS = {"rpo_alpha", "ld_alpha", "use_weighting", "f_divergence_ty
 
 
 class MethodConfig(_Section):
+    _loss_from_default: bool = PrivateAttr(False)
+    _loss_note: str | None = PrivateAttr(None)
+
     kind: Literal["policy", "reward"] = Field(
         "policy", description="policy: align the language model; reward: train a Bradley–Terry reward model."
     )
@@ -347,6 +358,27 @@ class MethodConfig(_Section):
             # (null: plain DPO). A loss named explicitly is trained as named.
             return {"rpo_alpha": RECIPE.rpo_alpha, **data, "loss": "sigmoid"}
         return data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_default(cls, data: Any, handler: Any) -> Any:
+        # Whether the loss was left to the default (and so may follow the data: RunConfig.for_data). Only ever set,
+        # never cleared: assigning another field (validate_assignment) runs this again with every value given.
+        defaulted = isinstance(data, dict) and data.get("loss") is None
+        method = handler(data)
+        if defaulted:
+            method._loss_from_default = True
+        return method
+
+    @property
+    def loss_from_default(self) -> bool:
+        """True when no loss was named and the recipe's default was filled in."""
+        return self._loss_from_default
+
+    @property
+    def loss_note(self) -> str | None:
+        """Why the loss is what it is, when it was chosen for the data rather than named."""
+        return self._loss_note
 
     @field_validator("loss")
     @classmethod
@@ -459,6 +491,9 @@ class TrainConfig(_Section):
     )
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps spent warming the LR up.")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Steps spent warming the LR up; overrides warmup_ratio when set."
+    )
     optimizer: str = Field(
         "adamw",
         description="adamw (torch; fused on CUDA), adamw_8bit, paged_adamw_8bit, paged_adamw_32bit (CUDA only), "
@@ -523,6 +558,10 @@ class OutputConfig(_Section):
 
 
 class RunConfig(_Section):
+    # What `load_config` translated from another tool's config (prefalign.dialects.ImportTable), for the run's
+    # config-import.md; not part of the config itself, so not in config.yaml.
+    _import_table: Any = PrivateAttr(None)
+
     model: ModelConfig = Field(default_factory=ModelConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     data: DataConfig
@@ -601,6 +640,24 @@ class RunConfig(_Section):
                     "use at least 2"
                 )
         return self
+
+    @property
+    def import_table(self) -> Any:
+        """The table of what became of each key of the foreign config this was read from (None: prefalign's own)."""
+        return self._import_table
+
+    def for_data(self, kind: str | None) -> RunConfig:
+        """This config with the loss the data calls for when none was named: unpaired rows (KTO data) train
+        kto, since the recipe's loss (sigmoid + NLL on chosen) needs pairs. Any other case returns self."""
+        method = self.method
+        if kind != "unpaired" or method.kind != "policy" or not method.loss_from_default or self.data.split_pairs:
+            return self
+        raw = self.model_dump(mode="json")
+        raw["method"] = {**raw["method"], "loss": "kto", "rpo_alpha": None, "loss_weights": None}
+        result = RunConfig.model_validate(raw)
+        result._import_table = self._import_table
+        result.method._loss_note = "kto: no loss named, and the data is unpaired (prompt, completion, label)"
+        return result
 
     def resolved_reference_mode(self, num_train: int | None = None, world: int = 1) -> str:
         """The reference strategy `auto` stands for with this loss, model and run length.
@@ -713,44 +770,85 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for text in overrides:
         keys, value = parse_override(text)
-        node = raw
+        node: Any = raw
         for part in keys[:-1]:
+            if isinstance(node, list):  # data.train.0.path: an item of a list of sources
+                node = node[_index(part, len(node), text)]
+                continue
             child = node.get(part)
-            if not isinstance(child, dict):
+            if not isinstance(child, dict | list):
                 child = {}
                 node[part] = child
             node = child
-        node[keys[-1]] = value
+        if isinstance(node, list):
+            node[_index(keys[-1], len(node), text)] = value
+        else:
+            node[keys[-1]] = value
     return raw
 
 
+def _index(part: str, length: int, text: str) -> int:
+    if not part.isdigit() or int(part) >= length:
+        raise ConfigError(f"override {text!r}: {part!r} is not an index of the list there (it has {length} items)")
+    return int(part)
+
+
 def load_config(
-    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, machine: bool = True
+    config: RunConfig | dict | str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    dialect: str | None = None,
+    lenient: bool = False,
+    machine: bool = True,
 ) -> RunConfig:
     """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides.
 
-    `machine=False` skips the checks of what this machine can run (a paged optimizer needs CUDA): for commands
-    that read a finished run's config without training it.
+    A dict or file written for Axolotl, LLaMA-Factory, TRL or AutoTrain (recognised from its keys, or named by
+    `dialect`) is translated first (prefalign.dialects); `lenient` trains without the keys prefalign cannot
+    honour instead of refusing them. The translation's table is `RunConfig.import_table`. `machine=False` skips
+    the checks of what this machine can run (a paged optimizer needs CUDA): for commands that read a finished
+    run's config without training it.
     """
+    lines: dict[str, int] = {}
     if isinstance(config, RunConfig):
         if not overrides:
             return config
         raw, source = config.model_dump(mode="json"), "config object"
-    elif isinstance(config, dict):
-        raw, source = dict(config), "dict"
+        table = config.import_table
     else:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-        source = str(path)
+        if isinstance(config, dict):
+            raw, source = dict(config), "dict"
+        else:
+            path = Path(config)
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {path}")
+            text = path.read_text()
+            try:
+                raw = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+            source = str(path)
+            from prefalign.dialects import key_lines  # here: the dialects import this module
+
+            lines = key_lines(text)
+        from prefalign.dialects import import_config
+
+        raw, table, overrides = import_config(
+            raw, source=source, dialect=dialect, lenient=lenient, overrides=list(overrides), lines=lines
+        )
     raw = apply_overrides(raw, list(overrides))
     try:
-        return RunConfig.model_validate(raw, context={"machine": machine})
+        result = RunConfig.model_validate(raw, context={"machine": machine})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        message = _format_errors(exc, source)
+        if table is not None:
+            message = message.replace(
+                f"invalid config ({source}):", f"invalid config ({source}, read as {table.dialect}):"
+            )
+            if "data.train: required" in message:
+                message += "\n  (the config names no dataset prefalign can read: add data.train=PATH)"
+        raise ConfigError(message) from None
+    result._import_table = table
+    return result

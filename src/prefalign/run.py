@@ -19,7 +19,7 @@ from rich.table import Table
 from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
-from prefalign.data import PreparedData, prepare_data
+from prefalign.data import PreparedData, data_kind, prepare_data
 from prefalign.data.render import Renderer, RenderSettings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
@@ -86,6 +86,10 @@ def prepare_run_dir(config: RunConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_MARKER).touch()
     (run_dir / "config.yaml").write_text(config.to_yaml())
+    if config.import_table is not None:  # translated from another tool's config: what became of each key
+        partial = run_dir / "config-import.md.partial"
+        partial.write_text(config.import_table.markdown())
+        partial.replace(run_dir / "config-import.md")
     return run_dir
 
 
@@ -159,6 +163,10 @@ class Run:
                 "sdpa (the default: prefalign's segment attention skips the same masked blocks)"
             )
         self.run_dir = prepare_run_dir(config) if self.is_main else Path(config.output.dir)
+        if config.import_table is not None and self.is_main:
+            table = config.import_table
+            self.console.print(f"{table.source}: read as a {table.dialect} config; what became of each key: "
+                               f"{self.run_dir / 'config-import.md'}", highlight=False)  # fmt: skip
         accelerator.wait_for_everyone()
         transformers.set_seed(config.train.seed)
 
@@ -305,8 +313,10 @@ def quiet_libraries() -> None:
 def train(
     config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = False
 ) -> RunResult:
-    """Train one run from a config object, dict or YAML path, with optional `key=value` overrides."""
-    run = Run(load_config(config, overrides), Console(quiet=quiet))
+    """Train one run from a config object, dict or YAML path (prefalign's, or another tool's: prefalign.dialects),
+    with optional `key=value` overrides. With no loss named, the loss follows the data (unpaired rows: kto)."""
+    config = load_config(config, overrides)
+    run = Run(config.for_data(data_kind(config.data)), Console(quiet=quiet))
     for stage in run.stages():
         stage()
     return run.result

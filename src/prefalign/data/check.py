@@ -128,6 +128,7 @@ class Validation:
     kinds: dict[str, str] = field(default_factory=dict)  # "data.train" (, "data.eval"): "paired" or "unpaired"
     usable: dict[str, int] = field(default_factory=dict)  # rows training would use, per key
     lengths: dict[str, dict[str, int]] = field(default_factory=dict)  # "prompt": {"p50": …, "max": …}, untruncated
+    loss: str = ""  # the loss training would use on this data, and why when the data chose it
 
     @property
     def problems(self) -> int:
@@ -201,6 +202,13 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
             )
         kind = "unpaired" if d.split_pairs or kinds == {"unpaired"} else "paired"
         validation.kinds[key] = kind
+        if key == "data.train" and parts:
+            # With no loss named, the loss follows the data (unpaired rows: kto), as training does.
+            config = config.for_data(kind)
+            names = " + ".join(spec.name for spec, _ in config.method.terms())
+            validation.loss = config.method.loss_note or (
+                f"{names} (the recipe: no loss named)" if config.method.loss_from_default else f"{names} (named)"
+            )
         if parts:
             try:
                 check_kind(kind, config.method, key)

@@ -95,7 +95,7 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, total_ste
 
     optimizer = build_optimizer(params, cfg)
     schedule = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg.schedule]
-    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
     return optimizer, get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
