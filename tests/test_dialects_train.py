@@ -71,18 +71,19 @@ def test_axolotl_dpo_example_trains(tmp_path, tiny_model_dir):
         for r in dpo_demo_rows(12)
     ]  # fmt: skip
     data = write_jsonl(tmp_path / "alpaca_messages.jsonl", rows)
-    # flash_attention: true asks for flash-attn on a CUDA GPU; this CPU runs sdpa. adamw_bnb_8bit needs
-    # train.optimizer (not in this build): --lenient trains with AdamW and says so in the table.
+    # flash_attention: true asks for flash-attn on a CUDA GPU; this CPU runs sdpa. adamw_bnb_8bit is
+    # train.optimizer adamw_8bit (bitsandbytes runs on CPU too).
     overrides = short(tmp_path, tiny_model_dir, f"data.train.0.path={data}", "model.attention=sdpa")
-    result = prefalign.train(load_config(CONFIGS / "axolotl/qwen2-dpo.yaml", overrides, lenient=True), quiet=True)
+    result = prefalign.train(load_config(CONFIGS / "axolotl/qwen2-dpo.yaml", overrides), quiet=True)
     assert result.steps == 1
     trained(tmp_path)
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert (saved["method"]["loss"], saved["model"]["lora"], saved["data"]["template"]) == ("sigmoid", None, "qwen")
     assert saved["train"]["warmup_steps"] == 10
     table = import_table(tmp_path)
-    assert "| `optimizer` | `adamw_bnb_8bit` | needs train.optimizer (not in this build) |" in table
-    assert "Not honoured (trained without them under --lenient):" in table
+    assert saved["train"]["optimizer"] == "adamw_8bit"
+    assert "| `optimizer` | `adamw_bnb_8bit` | train.optimizer |" in table
+    assert "Not honoured" not in table
 
 
 def test_axolotl_reward_example_trains(tmp_path, tiny_model_dir):

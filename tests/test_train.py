@@ -132,10 +132,18 @@ def test_accumulation_gives_the_same_updates(tiny_model_dir, tmp_path):
             torch.testing.assert_close(weights[name], tensor, rtol=1e-4, atol=1e-6)
 
 
-def test_killed_run_resumes_and_logs_the_same_losses(tiny_model_dir, tmp_path):
+# adamw_8bit: LoRA r 64 on the tiny model's 64-wide layers gives tensors of ≥ 4096 elements, the size from which
+# bitsandbytes keeps 8-bit state (smaller ones it keeps in 32 bits), so the checkpoint holds 8-bit state.
+@pytest.mark.parametrize(("optimizer", "rank"), [("adamw", 4), pytest.param("adamw_8bit", 64, id="adamw_8bit")])
+def test_killed_run_resumes_and_logs_the_same_losses(tiny_model_dir, tmp_path, optimizer, rank):
     """SIGKILL a real `python -m prefalign train` after a checkpoint; `--resume` reproduces the straight run."""
+    if optimizer != "adamw":
+        pytest.importorskip("bitsandbytes")
     data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
-    settings = dict(train={"max_steps": 8, "save_every": 2, "batch_size": 2}, model={"lora": {"r": 4, "dropout": 0.1}})
+    settings = dict(
+        train={"max_steps": 8, "save_every": 2, "batch_size": 2, "optimizer": optimizer},
+        model={"lora": {"r": rank, "dropout": 0.1}},
+    )
     straight = tmp_path / "straight"
     prefalign.train(tiny_config(tiny_model_dir, data, straight, **settings), quiet=True)
 
@@ -168,6 +176,12 @@ def test_killed_run_resumes_and_logs_the_same_losses(tiny_model_dir, tmp_path):
     for name, tensor in straight_weights.items():
         torch.testing.assert_close(resumed_weights[name], tensor)
     assert not list((resumed / "checkpoints").glob(".tmp-*"))
+    if optimizer == "adamw_8bit":  # the checkpoint really held 8-bit state
+        checkpoint = max((resumed / "checkpoints").glob("step-*"), key=lambda p: int(p.name.removeprefix("step-")))
+        state = torch.load(checkpoint / "optimizer.pt", weights_only=False)["state"]
+        # bitsandbytes packs its state per tensor; k/v projections' B (32 × 64) stay under 4096, so 32-bit
+        eight_bit = [e for e in state.values() if e["__bnb_optimizer_quant_state__"]["state1"].dtype == torch.uint8]
+        assert len(eight_bit) >= len(state) // 2, (len(eight_bit), len(state))
 
 
 def test_sft_adapter_is_the_reference(tiny_model_dir, toy_data, tmp_path):

@@ -465,6 +465,30 @@ def runs_command(
 
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+# ---- prefalign merge (export/merge.py) ----
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def merge(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with a saved adapter/ (output.dir).")],
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="bf16, fp16 or fp32; default the run's model.dtype.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write; default RUN_DIR/merged.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+) -> None:
+    """Merge a run's LoRA adapter into its base model: a transformers model directory (safetensors + tokenizer).
+
+    A quantised (QLoRA) run's base is dequantised to the dtype first and the adapter added in full precision.
+    """
+    from prefalign.export.merge import merge_run
+
+    try:
+        target = merge_run(run_dir, dtype=dtype, out=out, overwrite=overwrite)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    Console().print(f"Merged model written to [bold]{target}[/bold]")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -66,6 +67,22 @@ class LoraConfig(_Section):
     )
 
 
+class QuantizationOptions(_Section):
+    double_quant: bool = Field(
+        True, description="nf4/fp4: quantise the quantisation constants too (QLoRA's double quantisation)."
+    )
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="dtype the 4-bit weights are dequantised to for each matrix product; auto: bfloat16 on a "
+        "CUDA GPU that has it, float32 elsewhere (a CPU without native bf16 multiplies it hundreds of times slower).",
+    )
+    skip_modules: list[str] | None = Field(
+        None,
+        description="Modules kept unquantised; null: transformers' choice (the LM head), plus `score` for reward "
+        "models (their new head is trained whole).",
+    )
+
+
 class ModelConfig(_Section):
     path: str = Field(
         "builtin:smollm2-135m-instruct",
@@ -80,6 +97,15 @@ class ModelConfig(_Section):
     adapter: str | None = Field(
         None, description="A saved PEFT adapter (e.g. from SFT) to start from; it is also the reference."
     )
+    quantization: Literal["nf4", "fp4", "int8"] | None = Field(
+        None,
+        description="Load the base model quantised by bitsandbytes (QLoRA with nf4): only the LoRA adapter trains, "
+        "the reference is the same quantised base with the adapter off (or its precomputed log-probs); "
+        "model.dtype then defaults to bfloat16, the dtype merged/ is written in.",
+    )
+    quantization_options: QuantizationOptions = Field(
+        default_factory=QuantizationOptions, description="Settings of model.quantization."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of model.path.")
     trust_remote_code: bool = Field(False, description="Allow model code from the hub to run.")
     attention: str | None = Field(
@@ -90,6 +116,33 @@ class ModelConfig(_Section):
         "flex_attention gets them as block masks (GPU only: no backward on CPU); eager as a dense mask; "
         "data.layout auto falls back to padded on the others.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quantized_dtype(cls, data: Any) -> Any:
+        """A quantised base is merged into a 16-bit model (Unsloth's merged_16bit): bfloat16 unless said."""
+        if isinstance(data, dict) and data.get("quantization") and data.get("dtype") is None:
+            return {**data, "dtype": "bfloat16"}
+        return data
+
+    @model_validator(mode="after")
+    def _quantization_consistent(self) -> ModelConfig:
+        if self.quantization is None:
+            if self.quantization_options != QuantizationOptions():  # a dumped config lists the defaults: fine
+                raise ValueError("quantization_options: set model.quantization (nf4, fp4 or int8) for them to apply")
+            return self
+        if self.lora is None:
+            raise ValueError(
+                f"lora: a quantised base (model.quantization: {self.quantization}) cannot be trained whole: its "
+                "quantised weights take no gradient; give model.lora (QLoRA trains the adapter), or set "
+                "model.quantization: null for full fine-tuning"
+            )
+        if self.dtype == "auto":
+            raise ValueError(
+                "dtype: 'auto' with model.quantization: name the dtype merged/ is written in (bfloat16, the default, "
+                "float16 or float32)"
+            )
+        return self
 
 
 class ReferenceConfig(_Section):
@@ -438,7 +491,13 @@ class TrainConfig(_Section):
     warmup_steps: int | None = Field(
         None, ge=0, description="Steps spent warming the LR up; overrides warmup_ratio when set."
     )
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    optimizer: str = Field(
+        "adamw",
+        description="adamw (torch; fused on CUDA), adamw_8bit, paged_adamw_8bit, paged_adamw_32bit (CUDA only), "
+        "lion_8bit (bitsandbytes), adafactor, sgd; transformers' optim names (adamw_torch, adamw_bnb_8bit, ...) "
+        "are read as the same optimizer.",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay (decoupled, for the AdamW family).")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null = no clip.")
     seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
     eval_every: int | None = Field(None, gt=0, description="Evaluate every N steps (and always at the end).")
@@ -469,6 +528,19 @@ class TrainConfig(_Section):
         description="When a step's loss or gradient norm is NaN or infinite: stop, naming the step, the metric and "
         "the last checkpoint; or skip_step: drop that step's update (the data moves on) and count it.",
     )
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str, info: ValidationInfo) -> str:
+        # Imported here, as the loss registry is: the optimizer table lives beside the factory that reads it.
+        from prefalign.training.optim import canonical_name, unavailable_reason
+
+        name = canonical_name(value)
+        # Whether this machine can run it (CUDA for paged ones, bitsandbytes installed): checked before any model
+        # loads; a command that only reads a finished run's config (merge) passes context {"machine": False}.
+        if (info.context or {}).get("machine", True) and (reason := unavailable_reason(name)):
+            raise ValueError(reason)
+        return name
 
 
 class EvalConfig(_Section):
@@ -562,6 +634,16 @@ class RunConfig(_Section):
         if self.method.needs_reference and mode == "none":
             raise ValueError(
                 f"reference.mode: loss {loss!r} needs a reference; use auto, precomputed, model or adapter"
+            )
+        if self.model.quantization and mode == "model":
+            raise ValueError(
+                "reference.mode: 'model' would keep a second copy of the base beside the quantised one; under "
+                "model.quantization use adapter (the quantised base with the adapter off) or precomputed"
+            )
+        if self.model.quantization and self.reference.path:
+            raise ValueError(
+                "reference.path: under model.quantization the reference is the quantised base with the adapter off "
+                "(or its precomputed log-probs); remove reference.path, or set model.quantization: null"
             )
         if mode == "adapter" and self.model.lora is None:
             raise ValueError("reference.mode: 'adapter' needs model.lora (the adapter is what gets disabled)")
@@ -776,12 +858,15 @@ def load_config(
     *,
     dialect: str | None = None,
     lenient: bool = False,
+    machine: bool = True,
 ) -> RunConfig:
     """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides.
 
     A dict or file written for Axolotl, LLaMA-Factory, TRL or AutoTrain (recognised from its keys, or named by
     `dialect`) is translated first (prefalign.dialects); `lenient` trains without the keys prefalign cannot
-    honour instead of refusing them. The translation's table is `RunConfig.import_table`.
+    honour instead of refusing them. The translation's table is `RunConfig.import_table`. `machine=False` skips
+    the checks of what this machine can run (a paged optimizer needs CUDA): for commands that read a finished
+    run's config without training it.
     """
     lines: dict[str, int] = {}
     if isinstance(config, RunConfig):
@@ -814,7 +899,7 @@ def load_config(
         )
     raw = apply_overrides(raw, list(overrides))
     try:
-        result = RunConfig.model_validate(raw)
+        result = RunConfig.model_validate(raw, context={"machine": machine})
     except ValidationError as exc:
         message = _format_errors(exc, source)
         if table is not None:

@@ -20,11 +20,14 @@ def save_adapter(model: nn.Module, tokenizer: Any, target: Path) -> Path:
     return write_atomically(target, write, clear_stale=True)
 
 
-def merged_model(model: nn.Module) -> nn.Module:
-    """The policy as a plain transformers model: LoRA folded into the weights (this consumes the PEFT wrapper)."""
-    if hasattr(model, "merge_and_unload"):
-        return model.merge_and_unload(adapter_names=["default"])
-    return model
+def merged_model(model: nn.Module, dtype: Any = None) -> nn.Module:
+    """The policy as a plain transformers model: LoRA folded into the weights (this consumes the PEFT wrapper).
+
+    A quantised base is dequantised first and the adapter added in 16/32 bits (`export.merge.merge_quantized`).
+    """
+    from prefalign.export.merge import merge_adapter  # here: merge.py writes through save_merged below
+
+    return merge_adapter(model, dtype)
 
 
 def save_merged(model: nn.Module, tokenizer: Any, target: Path) -> Path:

@@ -66,6 +66,74 @@ def _attention(config: ModelConfig) -> dict[str, str]:
     return {"attn_implementation": config.attention} if config.attention else {}
 
 
+def _compute_dtype(name: str) -> torch.dtype:
+    """quantization_options.compute_dtype; auto: bf16 on a CUDA GPU that has it, else float32 (see its description)."""
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, name)
+
+
+def quantization_config(config: ModelConfig, *, reward: bool = False) -> Any:
+    """transformers' BitsAndBytesConfig for model.quantization, or None when the base loads unquantised.
+
+    A reward model's `score` head is new and trained whole (PEFT's modules_to_save), so it stays unquantised.
+    """
+    if config.quantization is None:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    options = config.quantization_options
+    skip = options.skip_modules
+    if skip is None and reward:
+        skip = ["score"]  # transformers keeps the LM head unquantised on its own; a reward model has none
+    if config.quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.quantization,
+        bnb_4bit_use_double_quant=options.double_quant,
+        bnb_4bit_compute_dtype=_compute_dtype(options.compute_dtype),
+        llm_int8_skip_modules=skip,  # the name transformers reads for 4-bit too
+    )
+
+
+def _quantized(config: ModelConfig, *, reward: bool = False) -> dict[str, Any]:
+    """from_pretrained's arguments for a quantised base: bitsandbytes quantises while it places the weights, so
+    the device is given here (this process's device under accelerate); none for an unquantised base."""
+    quantization = quantization_config(config, reward=reward)
+    if quantization is None:
+        return {}
+    from accelerate import PartialState
+
+    return {"quantization_config": quantization, "device_map": {"": PartialState().device}}
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """Whether `model` (or the base under a PEFT wrapper) holds bitsandbytes-quantised weights."""
+    get_base = getattr(model, "get_base_model", None)
+    base = get_base() if callable(get_base) else model
+    return bool(getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False))
+
+
+def keep_4bit_layers_trainable(model: nn.Module) -> nn.Module:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference, which would break training through them.
+
+    bitsandbytes 0.50 converts a CPU Linear4bit's weight, in place and for good, to a packed inference layout
+    (absmax rounded to bf16, double quantisation undone) the first time the layer runs in eval mode without
+    grad on an AVX512-BF16 CPU: the reference pass, evaluation or generation. From then on even training
+    forwards go through its `gemv_4bit` op, which has no autograd kernel, so the gradient through that layer's
+    base weight to every earlier layer is silently lost (torch only warns). The flag below is the layer's own
+    switch for that conversion; the dequantise-and-matmul path it leaves has a backward.
+    """
+    if is_quantized(model):
+        import bitsandbytes as bnb
+
+        for module in model.modules():
+            if isinstance(module, bnb.nn.Linear4bit):
+                module.support_avx512bf16_for_cpu = False
+    return model
+
+
 def load_tokenizer(config: ModelConfig, *, convert_weights: bool = True) -> Any:
     """The model's tokenizer; `convert_weights=False` (the `data` commands) never converts a GGUF's weights."""
     from transformers import AutoTokenizer
@@ -82,13 +150,15 @@ def load_tokenizer(config: ModelConfig, *, convert_weights: bool = True) -> Any:
 def load_base(config: ModelConfig, path: str | None = None) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(
+    model = AutoModelForCausalLM.from_pretrained(
         resolve_path(path or config.path),
         revision=config.revision,
         dtype=_dtype(config.dtype),
         trust_remote_code=config.trust_remote_code,
         **_attention(config),
+        **_quantized(config),
     )
+    return keep_4bit_layers_trainable(model)
 
 
 def attach_lora(model: nn.Module, config: ModelConfig, task_type: str = "CAUSAL_LM") -> nn.Module:
@@ -98,6 +168,13 @@ def attach_lora(model: nn.Module, config: ModelConfig, task_type: str = "CAUSAL_
     """
     from peft import LoraConfig, PeftModel, get_peft_model
 
+    if is_quantized(model):
+        # QLoRA's preparation: every base weight frozen, the unquantised ones (norms, embeddings, LM head) in
+        # float32 for stable updates through them. Its gradient checkpointing is left off here: train.
+        # gradient_checkpointing turns on the non-reentrant kind in apply_train_options.
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if config.adapter:
         if config.lora is None:
             # Full fine-tuning from an SFT adapter: fold it into the weights and train them all (PEFT loads the
@@ -160,8 +237,10 @@ def load_reward_model(config: ModelConfig, pad_token_id: int) -> nn.Module:
         dtype=_dtype(config.dtype),
         trust_remote_code=config.trust_remote_code,
         **_attention(config),
+        **_quantized(config, reward=True),
     )
     model.config.get_text_config().pad_token_id = pad_token_id  # saved with the model: see use_reward_pad_token
+    keep_4bit_layers_trainable(model)
     return attach_lora(model, config, task_type="SEQ_CLS")
 
 

@@ -147,6 +147,8 @@ def reference_fingerprint(model: ModelConfig, reference_path: str | None) -> dic
                 return None
             described["adapter"] = adapter
             described["adapter_merged"] = model.lora is None
+    if model.quantization:  # a quantised base scores differently; unquantised runs keep their keys
+        described["quantization"] = {"type": model.quantization, **model.quantization_options.model_dump()}
     return None if files is None else described
 
 

@@ -34,6 +34,7 @@ from prefalign.objective import Objective
 from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from prefalign.training.events import Events
 from prefalign.training.metrics import MetricSums, reduce_sum
+from prefalign.training.optim import build_optimizer
 
 
 @dataclass
@@ -94,10 +95,10 @@ def next_step_examples(state: TrainState, num_examples: int, cfg: TrainConfig, w
 
 
 def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, total_steps: int):
-    """(optimizer, LR scheduler with warm-up)."""
+    """(the optimizer train.optimizer names, LR scheduler with warm-up)."""
     from transformers import get_scheduler
 
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(params, cfg)
     schedule = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg.schedule]
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
     return optimizer, get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
