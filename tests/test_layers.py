@@ -21,7 +21,7 @@ LAYERS = [
     ["prefalign.data"],
     ["prefalign.config", "prefalign.dialects"],  # our schema, and other tools' configs translated into it
     ["prefalign.losses"],
-    ["prefalign.names", "prefalign.atomic", "prefalign.gguf_types"],  # leaves: names, atomic writes, GGUF types
+    ["prefalign.names", "prefalign.atomic", "prefalign.gguf_types", "prefalign.optimizers"],  # leaves
 ]
 
 ROOT = pathlib.Path(prefalign.__file__).parent

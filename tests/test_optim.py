@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from prefalign.config import ConfigError, load_config
-from prefalign.training.optim import ALIASES, OPTIMIZERS, build_optimizer, canonical_name
+from prefalign.optimizers import ALIASES, OPTIMIZERS, canonical_name
+from prefalign.training.optim import build_optimizer
 
 CLASSES = {
     "adamw": "torch.optim.adamw.AdamW",

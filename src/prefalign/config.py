@@ -533,7 +533,7 @@ class TrainConfig(_Section):
     @classmethod
     def _known_optimizer(cls, value: str, info: ValidationInfo) -> str:
         # Imported here, as the loss registry is: the optimizer table lives beside the factory that reads it.
-        from prefalign.training.optim import canonical_name, unavailable_reason
+        from prefalign.optimizers import canonical_name, unavailable_reason
 
         name = canonical_name(value)
         # Whether this machine can run it (CUDA for paged ones, bitsandbytes installed): checked before any model

@@ -1,4 +1,4 @@
-"""train.optimizer: the optimizers users name, built from one table.
+"""train.optimizer: the optimizer a run names, built from the table in prefalign.optimizers.
 
 Names follow the ones Unsloth and Axolotl configs use (`adamw_8bit`, `paged_adamw_8bit`, ...); transformers'
 `TrainingArguments.optim` spellings (`adamw_torch`, `adamw_bnb_8bit`, ...) are accepted as aliases, so a config
@@ -10,74 +10,11 @@ optimizer on a machine without CUDA is refused with the unpaged one to use inste
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    name: str
-    description: str
-    needs_bitsandbytes: bool = False
-    paged: bool = False
-    unpaged: str | None = None  # for a paged optimizer: the same one without paging
-
-
-OPTIMIZERS: dict[str, OptimizerSpec] = {
-    spec.name: spec
-    for spec in (
-        OptimizerSpec("adamw", "torch AdamW (fused on CUDA, foreach elsewhere); the default"),
-        OptimizerSpec("adamw_8bit", "bitsandbytes AdamW8bit: 8-bit blockwise optimizer state (~75% less)", True),
-        OptimizerSpec("paged_adamw_8bit", "bitsandbytes PagedAdamW8bit (CUDA only)", True, True, "adamw_8bit"),
-        OptimizerSpec("paged_adamw_32bit", "bitsandbytes PagedAdamW32bit (CUDA only)", True, True, "adamw"),
-        OptimizerSpec("lion_8bit", "bitsandbytes Lion8bit: one 8-bit moment (use a lr ~3-10x lower)", True),
-        OptimizerSpec("adafactor", "transformers Adafactor with the run's lr (no relative step, no scaling)"),
-        OptimizerSpec("sgd", "torch SGD, no momentum"),
-    )
-}
-
-# transformers' TrainingArguments.optim spellings for the same optimizers.
-ALIASES: dict[str, str] = {
-    "adamw_torch": "adamw",
-    "adamw_torch_fused": "adamw",
-    "adamw_bnb_8bit": "adamw_8bit",
-    "adamw_8bit": "adamw_8bit",
-    "paged_adamw_8bit": "paged_adamw_8bit",
-    "paged_adamw_32bit": "paged_adamw_32bit",
-    "paged_adamw": "paged_adamw_32bit",
-    "lion_8bit": "lion_8bit",
-    "adafactor": "adafactor",
-    "sgd": "sgd",
-}
-
-
-def canonical_name(name: str) -> str:
-    """The table's name for `name` (an alias maps to it); ValueError names the known ones."""
-    if name in OPTIMIZERS:
-        return name
-    if name in ALIASES:
-        return ALIASES[name]
-    raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)} (or transformers' optim names "
-                     f"{', '.join(a for a in ALIASES if a not in OPTIMIZERS)})")  # fmt: skip
-
-
-def unavailable_reason(name: str, cuda: bool | None = None) -> str | None:
-    """Why optimizer `name` (canonical) cannot run here, with the fix; None when it can."""
-    spec = OPTIMIZERS[name]
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if spec.paged and not cuda:
-        return (
-            f"{name} pages optimizer state between GPU and CPU memory, and this machine has no CUDA GPU; "
-            f"use {spec.unpaged} (the same optimizer without paging)"
-        )
-    if spec.needs_bitsandbytes:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            return f"{name} comes from bitsandbytes, which is not installed; pip install 'prefalign[quant]'"
-    return None
+from prefalign.optimizers import canonical_name, unavailable_reason
 
 
 def _bnb(class_name: str) -> Callable[..., torch.optim.Optimizer]:
