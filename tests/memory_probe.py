@@ -5,7 +5,8 @@
 What is measured: the process's peak resident memory (VmHWM) while `prefalign.train` runs, minus its resident
 memory just before (VmRSS), after the imports and a first pass of the same data preparation (tokenizer and
 tokenised data, then freed), so that neither counts. Linux resets VmHWM when "5" is written to
-/proc/self/clear_refs; the weights' file pages count once they are read (safetensors maps the file).
+/proc/self/clear_refs; the weights' file pages count once they are read (safetensors maps the file). glibc's
+mmap threshold is fixed first (memory/allocator.py), as a run does on CPU, so freed tensors leave the resident set.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def main(config_path: str, out_path: str) -> None:
     from prefalign.data import prepare_data
     from prefalign.model.load import load_tokenizer
 
+    from prefalign.memory.allocator import return_freed_memory
+
+    return_freed_memory()  # as a run does on CPU: freed tensors leave the resident set
     raw = json.loads(Path(config_path).read_text())
     config = load_config(raw)
     tokenizer = load_tokenizer(config.model)

@@ -20,9 +20,11 @@ def plan_for_config(
     config: RunConfig, train, pad_id: int, device: Any = None, world: int = 1, **overrides: Any
 ) -> RunPlan:
     """`plan_run` with the precision and reference mode the run would resolve on `device` (default: this machine's)."""
+    import torch
+
     from prefalign.training.precision import resolve_precision
 
-    device = device or run_device()
+    device = torch.device(device) if device is not None else run_device()
     precision, _ = resolve_precision(config.train.mixed_precision, device)
     mode = config.resolved_reference_mode(len(train), world)
     return plan_run(config, train, pad_id, precision=precision, reference_mode=mode, device=device, world=world,
