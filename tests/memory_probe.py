@@ -29,9 +29,8 @@ def main(config_path: str, out_path: str) -> None:
     import prefalign.run  # every import a run makes, before the baseline
     from prefalign.config import load_config
     from prefalign.data import prepare_data
-    from prefalign.model.load import load_tokenizer
-
     from prefalign.memory.allocator import return_freed_memory
+    from prefalign.model.load import load_tokenizer
 
     return_freed_memory()  # as a run does on CPU: freed tensors leave the resident set
     raw = json.loads(Path(config_path).read_text())
