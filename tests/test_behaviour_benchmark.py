@@ -184,8 +184,6 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     row = rows[0]
     assert (row["task"], row["engine"], row["recipe"], row["steps"]) == ("tldr", "prefalign", "defaults", 1)
     assert (row["n_target"], row["n_control"]) == (2, 2)
-    for name in ("behaviour_before", "behaviour_after", "side_effect_before", "side_effect_after"):
-        assert 0.0 <= row[name] <= 1.0
     assert row["train_seconds"] > 0 and row["train_reward_accuracy"] is not None
     assert "--max-steps 1" in row["command"] and "--set train.batch_size=2" in row["command"]
 
@@ -193,6 +191,13 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     assert saved == [row]
     answers = json.loads((tmp_path / row["run_dir"].removeprefix(str(tmp_path) + "/") / "answers.json").read_text())
     assert len(answers["before"]) == len(answers["after"]) == 4
+    # Each rate is the task's rule read over the saved answers of its kind, before and after training.
+    rule = bench["rules"].TASKS["tldr"].rule
+    for when in ("before", "after"):
+        assert [a["shows"] for a in answers[when]] == [rule(a["answer"]) for a in answers[when]]
+        for kind, name in (("target", "behaviour"), ("control", "side_effect")):
+            shows = [a["shows"] for a in answers[when] if a["kind"] == kind]
+            assert len(shows) == 2 and row[f"{name}_{when}"] == sum(shows) / 2, (when, name)
     assert len(list((out / "tldr").glob("base-*.json"))) == 1  # the base model's score, cached for the next runs
 
     # A sweep reuses a row it already has instead of training again, and prints the table.

@@ -444,8 +444,8 @@ def test_options_narrow_detection_and_foreign_options_are_errors(tmp_path):
     # a named format given an option it does not read: the error names the option and who reads it
     with pytest.raises(DataError, match=r"option roles is not read by format sharegpt .* by axolotl_chat_template"):
         read(path, "sharegpt", roles={"user": ["human"]})
-    with pytest.raises(DataError, match="option columns is not read by format trl_standard"):
-        read(path, "trl_standard", columns={"prompt": "q"})
+    with pytest.raises(DataError, match="option columns is not read by format hh_rlhf"):
+        read(path, "hh_rlhf", columns={"prompt": "q"})
     with pytest.raises(DataError, match=r"tags\.speaker_tag is not a key format sharegpt reads"):
         read(path, tags={"speaker_tag": "from"})
 
@@ -584,3 +584,30 @@ def test_peer_row_tokenises_with_every_turn(tmp_path, tokenizer):
     positions = [prompt.index(t["value"]) for t in row["conversations"]]
     assert positions == sorted(positions)
     assert prompt.count("<|im_start|>user") == sum(t["from"] == "human" for t in row["conversations"]) >= 3
+
+
+def test_trl_formats_read_renamed_columns(tmp_path):
+    # AutoTrain's column flags and Axolotl's chatml.intel (`question`) rename the TRL columns.
+    rows = [{"question": "Q1", "better": "good", "worse": "bad", "sys": "Be brief."}]
+    columns = {"prompt": "question", "chosen": "better", "rejected": "worse", "system": "sys"}
+    # (these renamed columns fit alpaca too: its `prompt` is the instruction; the format names which is meant)
+    got, report = read(write_jsonl(tmp_path / "pairs.jsonl", rows), "trl_standard", columns=columns)
+    assert report.formats == {"trl_standard": 1}
+    assert got[0]["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"}]
+    assert got[0]["chosen"] == [assistant("good")] and got[0]["rejected"] == [assistant("bad")]
+    # conversational, implicit prompt, renamed
+    rows = [{"good": [user("Hi"), assistant("Hello!")], "bad": [user("Hi"), assistant("Go away.")]}]
+    got, report = read(write_jsonl(tmp_path / "conv.jsonl", rows), columns={"chosen": "good", "rejected": "bad"})
+    assert report.formats == {"trl_conversational": 1}
+    assert got[0]["prompt"] == [user("Hi")] and got[0]["rejected"] == [assistant("Go away.")]
+    # unpaired, renamed label and completion
+    rows = [{"prompt": "Q", "answer": "A", "ok": True}, {"prompt": "Q", "answer": "B", "ok": False}]
+    got, report = read(write_jsonl(tmp_path / "kto.jsonl", rows), columns={"completion": "answer", "label": "ok"})
+    assert report.formats == {"trl_unpaired_standard": 2}
+    assert [row["label"] for row in got] == [True, False]
+    with pytest.raises(DataError, match=r"columns\.question is not a key format trl_standard reads"):
+        read(
+            write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b"}]),
+            "trl_standard",
+            columns={"question": "prompt"},
+        )

@@ -40,10 +40,10 @@ from prefalign.data.formats import FORMATS, RowError, detect_format
 from prefalign.data.layout import padded, sequences_of
 from prefalign.data.load import DataError, canonical_rows
 from prefalign.data.render import Renderer, RenderSettings
-from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES
 from prefalign.model.load import load_tokenizer
 from prefalign.objective import Objective
+from prefalign.scoring.logps import SequenceLogps
 from prefalign.training.metrics import MetricSums, read_metrics
 from tests.conftest import (
     PEERS,
@@ -186,7 +186,7 @@ def test_llama_factory_kto_demo_loads_as_is(tokenizer):
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     whole = [ids for ids, cut in zip(data.train["completion_ids"], data.train["truncated"], strict=True) if not cut]
     assert len(whole) > len(raw) // 2 and all(ids[-1] == im_end for ids in whole)
-    batch = padded(data.train.select(range(4)).to_list(), tokenizer.pad_token_id, kl=True)
+    batch = padded(data.train.select(range(4)).to_list(), tokenizer.pad_token_id, kl_completions=True)
     assert batch.num_sequences == 8 and batch.labels.dtype == torch.bool
 
 
@@ -282,7 +282,7 @@ def test_config_errors(sections, message):
 
 def test_apo_zero_unpaired_needs_no_kl_batch():
     config = load_config({"data": {"train": "x"}, "method": {"loss": "apo_zero_unpaired"}, "train": {"batch_size": 1}})
-    assert not Objective(config.method).kl
+    assert not Objective(config.method).kl_completions
 
 
 # --- the losses, by hand ---------------------------------------------------------------------------
@@ -376,15 +376,15 @@ def test_gradient_raises_desirable_and_lowers_undesirable_answers(name):
 def test_objective_metrics_match_trl_names_and_means(tokenizer):
     """Through the objective, on a real padded batch: TRL's metric names, means over the examples they apply to."""
     objective = Objective(MethodConfig(loss="kto", beta=BETA, undesirable_weight=W_U))
-    assert objective.kl and not objective.paired
+    assert objective.kl_completions and not objective.paired
     examples = [
         {"prompt_ids": [1, 2, 3][: 1 + i % 3], "completion_ids": [7] * n, "label": label}
         for i, (n, label) in enumerate(zip(LENGTHS, LABELS, strict=True))
     ]
-    batch = padded(examples, tokenizer.pad_token_id, kl=True)
+    batch = padded(examples, tokenizer.pad_token_id, kl_completions=True)
     assert batch.num_sequences == 10 and batch.labels.tolist() == LABELS
     # sequence 5 + i pairs prompt i with completion i − 1 (cycled)
-    assert sequences_of(examples, kl=True)[5:] == [
+    assert sequences_of(examples, kl_completions=True)[5:] == [
         (ex["prompt_ids"], examples[i - 1]["completion_ids"]) for i, ex in enumerate(examples)
     ]
     lengths = torch.tensor(LENGTHS + LENGTHS[-1:] + LENGTHS[:-1])
@@ -610,7 +610,7 @@ def test_first_step_matches_trl(tmp_path, policy_model_dir, tiny_model_dir, monk
         (r["prompt_ids"], r["completion_ids"], r["label"]) for r in batch
     ]
     if loss == "kto":
-        kl_sequences = sequences_of(batch, kl=True)[4:]
+        kl_sequences = sequences_of(batch, kl_completions=True)[4:]
         assert [(r["prompt_ids"], r["KL_completion_ids"]) for r in theirs_rows] == kl_sequences
     assert len({len(r["prompt_ids"]) for r in batch}) > 1 and len({len(r["completion_ids"]) for r in batch}) > 1
 

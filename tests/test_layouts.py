@@ -15,9 +15,9 @@ import torch
 import prefalign
 from prefalign.config import ConfigError, DataConfig
 from prefalign.data.layout import LAYOUTS, ONE_ROW, Block, Segments, make_batch, prefix_shared
-from prefalign.logps import SequenceScorer, naive_sequence_logps, sequence_logps
 from prefalign.model.attention import SEGMENT_ATTENTION, attention_implementation, resolve_layout, resolve_pack_length
-from prefalign.rewards import RewardScorer, sequence_rewards
+from prefalign.scoring.logps import SequenceScorer, naive_sequence_logps, sequence_logps
+from prefalign.scoring.reward_model import RewardScorer, sequence_rewards
 from prefalign.training.metrics import read_metrics
 from tests.conftest import make_tiny_model, tiny_config, write_jsonl
 from tests.test_logps import assert_same_gradient
@@ -61,7 +61,7 @@ DATA = {"paired": ("paired", False), "unpaired": ("unpaired", False), "unpaired_
 
 def logps_and_grads(model, examples, layout: str, kl: bool, pad_id: int, model_name: str = "tiny", **layout_options):
     model.zero_grad()
-    batch = make_batch(examples, pad_id, layout, kl=kl, **layout_options)
+    batch = make_batch(examples, pad_id, layout, kl_completions=kl, **layout_options)
     out = sequence_logps(scorer_for(model, model_name, chunk_size=7), batch)
     weights = torch.linspace(-1.0, 1.5, len(out.logps))  # every sequence's gradient counts, with its own sign
     (out.logps * weights).sum().backward()
@@ -95,7 +95,10 @@ def test_the_whole_batch_in_one_row(tokenizer, layout, data, model_name):
     kind, kl = DATA[data]
     model = make_tiny_model(tokenizer)
     examples = random_examples(len(tokenizer), 6, kind, seed=8)
-    assert make_batch(examples, tokenizer.pad_token_id, layout, kl=kl, pack_length=ONE_ROW).input_ids.shape[0] == 1
+    assert (
+        make_batch(examples, tokenizer.pad_token_id, layout, kl_completions=kl, pack_length=ONE_ROW).input_ids.shape[0]
+        == 1
+    )
     expected, expected_grads = logps_and_grads(model, examples, "padded", kl, tokenizer.pad_token_id, model_name)
     got, grads = logps_and_grads(model, examples, layout, kl, tokenizer.pad_token_id, model_name, pack_length=ONE_ROW)
     torch.testing.assert_close(got.logps, expected.logps, rtol=1e-5, atol=1e-6)
@@ -219,7 +222,7 @@ def test_prefix_shared_row_by_hand():
     assert batch.score_labels.tolist() == [21, 31, 32]
     assert batch.score_seq.tolist() == [0, 1, 1]
     assert batch.end_index.tolist() == [2, 4]
-    assert (batch.num_pairs, batch.num_sequences, batch.num_tokens) == (1, 2, 5)
+    assert (batch.num_examples, batch.num_sequences, batch.num_tokens) == (1, 2, 5)
 
 
 def test_packed_rows_by_hand():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prefalign.data.layout import padded
-from prefalign.logps import SequenceScorer, naive_sequence_logps, sequence_logps
+from prefalign.scoring.logps import SequenceScorer, naive_sequence_logps, sequence_logps
 from tests.conftest import make_tiny_model
 
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES, compute_loss
 from prefalign.objective import Objective, paired_inputs
+from prefalign.scoring.logps import SequenceLogps
 
 
 def _log_sigmoid(x: float) -> float:
@@ -111,7 +111,7 @@ def test_combined_terms_add_with_weights_rpo():
     lengths_c, lengths_r = torch.tensor(CHOSEN_LENGTHS), torch.tensor(REJECTED_LENGTHS)
     policy = SequenceLogps.pairs(chosen, rejected, lengths_c, lengths_r)
     ref = SequenceLogps.pairs(ref_chosen, ref_rejected, lengths_c, lengths_r)
-    batch = Batch(*(torch.zeros(0),) * 6, num_pairs=3, num_sequences=6)  # only its margin/labels are read
+    batch = Batch(*(torch.zeros(0),) * 6, num_examples=3, num_sequences=6)  # only its margin/labels are read
     objective = Objective(MethodConfig(loss="sigmoid", rpo_alpha=0.5, beta=0.1))
     losses, metrics = objective(policy, ref, batch)
     dpo = [-_log_sigmoid(0.15), -_log_sigmoid(-0.15), -_log_sigmoid(0.125)]
@@ -366,7 +366,7 @@ def test_sigmoid_under_forward_kl_reads_the_transformed_ratios():
 def test_ld_dpo_weights_tokens_past_the_shorter_answer():
     """LD-DPO (α = 0.5): in each pair, tokens past the shorter answer's length count half."""
     from prefalign.data.layout import padded
-    from prefalign.logps import LogpsOptions, per_sequence
+    from prefalign.scoring.logps import LogpsOptions, per_sequence
 
     examples = [
         {"prompt_ids": [11, 12], "chosen_ids": [21, 22, 23], "rejected_ids": [31, 32, 33, 34, 35]},
@@ -401,7 +401,7 @@ def test_ld_dpo_weights_tokens_past_the_shorter_answer():
 def test_wpo_weights_match_a_full_logits_computation(tokenizer):
     """WPO's weight of a sequence, exp(mean_t(log p(y_t) - log Σ_v p(v)²)), against the textbook computation."""
     from prefalign.data.layout import padded
-    from prefalign.logps import LogpsOptions, SequenceScorer, sequence_logps
+    from prefalign.scoring.logps import LogpsOptions, SequenceScorer, sequence_logps
     from tests.conftest import make_tiny_model
     from tests.test_logps import random_examples
 
@@ -435,7 +435,7 @@ def test_objective_weights_every_term_by_both_wpo_weights():
     policy = SequenceLogps.pairs(chosen, rejected, lengths_c, lengths_r)
     policy.wpo_weights = torch.tensor([0.5, 0.8, 0.9, 0.4, 0.25, 1.0])  # chosen 0.5, 0.8, 0.9; rejected 0.4, 0.25, 1
     ref = SequenceLogps.pairs(ref_chosen, ref_rejected, lengths_c, lengths_r)
-    batch = Batch(*(torch.zeros(0),) * 6, num_pairs=3, num_sequences=6)
+    batch = Batch(*(torch.zeros(0),) * 6, num_examples=3, num_sequences=6)
     objective = Objective(MethodConfig(loss=["sigmoid", "sft"], loss_weights=[1.0, 0.5], use_weighting=True))
     losses, metrics = objective(policy, ref, batch)
     dpo = [-_log_sigmoid(0.15), -_log_sigmoid(-0.15), -_log_sigmoid(0.125)]  # β = 0.1, as above

@@ -7,10 +7,10 @@ import torch
 
 from prefalign.config import MethodConfig
 from prefalign.data.layout import Batch
-from prefalign.logps import SequenceLogps
 from prefalign.losses import LOSSES, compute_loss
 from prefalign.losses.reference_free import log1mexp
 from prefalign.objective import Objective, paired_inputs
+from prefalign.scoring.logps import SequenceLogps
 
 
 def _log_sigmoid(x: float) -> float:
@@ -169,7 +169,7 @@ def test_simpo_gradient_value():
 def test_objective_reports_trl_metrics_without_a_reference():
     """Through the objective with ref=None, as a run with reference.mode none computes them."""
     _, _, policy = _policy()
-    batch = Batch(*(torch.zeros(0),) * 6, num_pairs=3, num_sequences=6)  # only its margin/labels are read
+    batch = Batch(*(torch.zeros(0),) * 6, num_examples=3, num_sequences=6)  # only its margin/labels are read
     objective = Objective(MethodConfig(loss="orpo", **{"lambda": 0.2}))
     assert not objective.needs_reference
     losses, metrics = objective(policy, None, batch)

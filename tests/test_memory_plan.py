@@ -275,3 +275,17 @@ def test_estimate_within_20_percent_of_the_measured_peak_tiny_model(tmp_path, ti
 def test_estimate_within_20_percent_of_the_measured_peak_smollm2(tmp_path, case, layout):
     measured, estimated = _measure(tmp_path, "builtin:smollm2-135m-instruct", case, layout)
     assert abs(estimated - measured) <= 0.2 * measured, (measured, estimated)
+
+
+def test_a_run_records_its_plan_and_refuses_what_cannot_fit(tiny_model_dir, toy_data, tmp_path):
+    import prefalign
+
+    config = tiny_config(tiny_model_dir, toy_data, tmp_path / "run", train={"memory_budget": "64GiB"})
+    result = prefalign.train(config, quiet=True)
+    saved = json.loads((result.run_dir / "result.json").read_text())["memory"]
+    assert saved["fits"] and saved["budget_bytes"] == 64 * 2**30 and saved["choice"]["changed"] is False
+    assert saved["plan"]["peak_bytes"] == result.memory["plan"]["peak_bytes"] > 0
+    tight = tiny_config(tiny_model_dir, toy_data, tmp_path / "tight", train={"memory_budget": "1MiB"})
+    with pytest.raises(ConfigError, match="weights alone"):
+        prefalign.train(tight, quiet=True)
+    assert not (tmp_path / "tight" / "adapter").exists()

@@ -50,6 +50,36 @@ def test_every_hyperparameter_of_every_loss_is_a_config_field():
             assert MethodConfig.model_fields[name].description
 
 
+def test_every_hyperparameter_a_loss_may_take_is_a_config_field():
+    from prefalign.config import MethodConfig
+    from prefalign.losses import LOSS_HYPERPARAMS
+
+    assert [name for name in LOSS_HYPERPARAMS if name not in MethodConfig.model_fields] == []
+
+
+def _misspelt_input(policy_chosen_logp, *, beta): ...
+def _misspelt_hyperparameter(policy_chosen_logps, *, betta): ...
+def _hyperparameter_before_star(policy_chosen_logps, beta): ...
+def _var_positional(*tensors, beta): ...
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (_misspelt_input, "parameter 'policy_chosen_logp' is not a loss input"),
+        (_misspelt_hyperparameter, "keyword-only parameter 'betta' is not a hyper-parameter"),
+        (_hyperparameter_before_star, "parameter 'beta' is not a loss input"),
+        (_var_positional, r"\*tensors cannot be matched to inputs"),
+    ],
+)
+def test_register_refuses_a_misspelt_parameter_when_the_loss_is_defined(fn, message):
+    from prefalign.losses import register
+
+    with pytest.raises(ValueError, match=f"loss 'typo': {message}"):
+        register("typo", family="dpo", needs_reference=False, paper="-")(fn)
+    assert "typo" not in LOSSES
+
+
 def test_defaults_of_unused_hyperparameters_are_not_errors():
     """The resolved config written to a run directory sets every field; reading it back must work."""
     config = load_config(method(loss="sigmoid", beta=0.2))
@@ -62,8 +92,17 @@ def test_rpo_alpha_adds_the_sft_term():
 
 
 def test_objective_options_apply_to_paired_losses():
+    from prefalign.objective import make_objective
+    from prefalign.scoring.logps import LogpsOptions
+
     config = load_config(method(loss="sigmoid", ld_alpha=0.5, use_weighting=True, f_divergence_type="js_divergence"))
-    assert config.method.ld_alpha == 0.5 and config.method.use_weighting
+    objective = make_objective(config.method)
+    # What the objective reads from them: the log-prob reduction (LD-DPO, WPO) and the log-ratio transform.
+    assert objective.logps_options == LogpsOptions(ld_alpha=0.5, wpo=True)
+    assert objective.f_divergence == ("js_divergence", 0.5) and objective.use_weighting
+    assert [spec.name for spec, _ in objective.terms] == ["sigmoid"]  # a loss named explicitly: no RPO term
+    with pytest.raises(ConfigError, match="ld_alpha: applies to paired losses only"):
+        load_config({**method(loss="kto", ld_alpha=0.5), "data": {"train": "rows.jsonl", "split_pairs": True}})
 
 
 def test_a_loss_that_needs_a_reference_refuses_mode_none():

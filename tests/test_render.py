@@ -307,7 +307,7 @@ def test_padded_batch_scores_exactly_the_completions(tokenizer):
         assert int(batch.attention_mask[seq].sum()) == n_prompt + n_answer
         scored = [pos for row, pos in zip(rows_of, next_pos, strict=True) if row == seq]
         assert scored == list(range(n_prompt, n_prompt + n_answer))  # no prompt token, no padding
-    assert batch.num_scored_tokens == len(expected) and batch.num_pairs == 4
+    assert batch.num_scored_tokens == len(expected) and batch.num_examples == 4
 
 
 # --- caching ---------------------------------------------------------------------------------------

@@ -41,10 +41,10 @@ from safetensors.torch import load_file
 import prefalign
 from prefalign.config import ConfigError, MethodConfig, ModelConfig, load_config
 from prefalign.data.layout import padded
-from prefalign.logps import SequenceScorer, sequence_logps
 from prefalign.losses import LOSSES, compute_loss
 from prefalign.objective import RewardObjective, make_objective
-from prefalign.rewards import RewardScorer, SequenceRewards, sequence_rewards
+from prefalign.scoring.logps import SequenceScorer, sequence_logps
+from prefalign.scoring.reward_model import RewardScorer, SequenceRewards, sequence_rewards
 from prefalign.training.metrics import read_metrics
 from tests.conftest import make_tiny_model, tiny_config, toy_rows, trl_one_step_args, write_jsonl
 

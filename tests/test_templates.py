@@ -11,7 +11,8 @@ import pytest
 from prefalign.config import ConfigError, DataConfig, load_config
 from prefalign.data.load import DataError
 from prefalign.data.render import Renderer, RenderSettings, tokenize_rows
-from prefalign.data.templates import TEMPLATE_NAMES, TEMPLATES, chat_template_for
+from prefalign.data.templates import TEMPLATES, chat_template_for
+from prefalign.names import TEMPLATE_NAMES
 from tests.conftest import assistant, user
 from tests.test_render import MULTI_TURN
 

@@ -219,8 +219,33 @@ def test_full_fine_tuning_with_a_frozen_copy(tiny_model_dir, toy_data, tmp_path)
     assert not torch.equal(merged.model.layers[0].mlp.up_proj.weight, original.model.layers[0].mlp.up_proj.weight)
 
 
+def rewards_by_hand(config: dict, policy_dir: Path, reference_dir: Path) -> dict[str, float]:
+    """DPO's mean implicit rewards β·(log π − log π_ref) over the held-out pairs, through full logits."""
+    from transformers import AutoModelForCausalLM
+
+    from prefalign.config import load_config
+    from prefalign.data import prepare_data
+    from prefalign.data.layout import padded
+    from prefalign.model.load import load_tokenizer
+    from prefalign.scoring.logps import naive_sequence_logps
+
+    run_config = load_config(config)
+    tokenizer = load_tokenizer(run_config.model)
+    pairs = prepare_data(run_config.data, tokenizer, run_config.train.seed).eval.to_list()
+    batch = padded(pairs, tokenizer.pad_token_id)
+    with torch.no_grad():
+        policy = naive_sequence_logps(AutoModelForCausalLM.from_pretrained(policy_dir), batch)
+        ref = naive_sequence_logps(AutoModelForCausalLM.from_pretrained(reference_dir), batch)
+    beta = run_config.method.beta
+    return {
+        "rewards/chosen": (beta * (policy.chosen_logps - ref.chosen_logps)).mean().item(),
+        "rewards/rejected": (beta * (policy.rejected_logps - ref.rejected_logps)).mean().item(),
+    }
+
+
 def test_reference_path_is_loaded(tiny_model_dir, toy_data, tmp_path, tokenizer):
-    """reference.path: another checkpoint is the reference, so rewards are non-zero from the first step."""
+    """reference.path: another checkpoint is the reference; the held-out rewards before training (LoRA starts as
+    the base model) are β·(log π − log π_ref) with π_ref that checkpoint, computed here by hand."""
     from tests.conftest import make_tiny_model
 
     other = tmp_path / "other"
@@ -230,8 +255,13 @@ def test_reference_path_is_loaded(tiny_model_dir, toy_data, tmp_path, tokenizer)
         tiny_model_dir,
         toy_data,
         run_dir,
+        data={"eval": str(toy_data)},
         reference={"mode": "model", "path": str(other)},
-        train={"max_steps": 1},
+        train={"max_steps": 1, "mixed_precision": "no"},
+        eval={"before": True},
     )
-    prefalign.train(config, quiet=True)
-    assert abs(train_records(run_dir)[0]["rewards/chosen"]) > 1e-3
+    result = prefalign.train(config, quiet=True)
+    expected = rewards_by_hand(config, tiny_model_dir, other)
+    assert abs(expected["rewards/chosen"]) > 1e-3  # the two models differ: a policy-as-reference bug shows
+    for name, value in expected.items():
+        assert result.before[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name

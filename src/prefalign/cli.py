@@ -31,18 +31,114 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
+    dialect: FromOption = None,
+    lenient: LenientOption = False,
 ) -> None:
-    """Train a model as CONFIG describes: load, evaluate, train, evaluate, save, summarise."""
+    """Train a model as CONFIG describes: load, evaluate, train, evaluate, save, summarise. CONFIG may also be an
+    Axolotl, LLaMA-Factory, TRL or AutoTrain config: it is translated, and what became of each key is printed."""
     from prefalign.data import DataError
     from prefalign.run import train as run_train
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     extra = [*(overrides or []), *(["train.resume=true"] if resume else [])]
     try:
-        run_train(config, extra)
+        run_train(_config_for_training(config, extra, dialect, lenient))
     except (ConfigError, DataError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+# --- Configs of other tools (prefalign.dialects): train reads them, convert writes them as prefalign YAML -----
+
+FromOption = Annotated[
+    str | None,
+    typer.Option("--from", help="The tool CONFIG was written for: axolotl, llamafactory, trl (trl:kto, trl:orpo, "
+                 "...) or autotrain; recognised from its keys when not given."),
+]  # fmt: skip
+LenientOption = Annotated[
+    bool, typer.Option("--lenient", help="Train without the foreign keys prefalign cannot honour instead of refusing.")
+]
+
+
+def _print_import(table: Any) -> None:
+    from prefalign.dialects.convert import table_rows
+
+    console = Console(stderr=True) if Console().is_terminal else Console(stderr=True, width=200)
+    shown = Table("key", "value", "became", "note", title=f"{table.source}: read as a {table.dialect} config")
+    for row in table_rows(table):
+        shown.add_row(*row)
+    console.print(shown)
+
+
+def _config_for_training(config: Path, overrides: list[str], dialect: str | None, lenient: bool) -> Any:
+    """The run's config, translated when it is another tool's (its table printed), with the loss the data calls
+    for when none is named (unpaired rows: kto)."""
+    from prefalign.config import load_config
+    from prefalign.data import data_kind
+
+    run_config = load_config(config, overrides, dialect=dialect, lenient=lenient)
+    if run_config.import_table is not None:
+        _print_import(run_config.import_table)
+    run_config = run_config.for_data(data_kind(run_config.data))
+    if run_config.method.loss_note:
+        err.print(f"method.loss: {run_config.method.loss_note}", highlight=False)
+    return run_config
+
+
+config_app = typer.Typer(help="Work with config files: `convert` turns another tool's config into prefalign's.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(config_app, name="config")
+
+
+@config_app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def convert(
+    config: Annotated[Path, typer.Argument(help="An Axolotl, LLaMA-Factory, TRL or AutoTrain config.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="dotted.key=value overrides, as for train")] = None,
+    dialect: FromOption = None,
+    lenient: LenientOption = False,
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the YAML here instead of printing it.")
+    ] = None,
+) -> None:
+    """Print the equivalent prefalign config: every default written out, each translated key commented with the
+    key it came from. Training the result gives the same run as training CONFIG."""
+    from prefalign.config import load_config
+    from prefalign.dialects.convert import converted_yaml
+
+    try:
+        run_config = load_config(config, overrides or [], dialect=dialect, lenient=lenient)
+    except ConfigError as exc:
+        _fail(exc)
+    text = converted_yaml(run_config, f"prefalign train {out or 'THIS_FILE.yaml'}")
+    if out is None:
+        Console(markup=False, highlight=False, soft_wrap=True).print(text, end="")
+        return
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(text)
+    partial.replace(out)  # atomic: a reader never sees half a file
+    err.print(f"wrote {out}", highlight=False)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+)
+def autotrain(ctx: typer.Context, lenient: LenientOption = False) -> None:
+    """Run AutoTrain's `autotrain llm --train ...` command line with prefalign: the dpo, orpo and reward trainers
+    (--model, --data-path, --project-name, --trainer, --prompt-text-column, --text-column, --rejected-text-column,
+    --dpo-beta, --model-ref, --max-completion-length, --peft, --lora-r, --lora-alpha, --lora-dropout, --lr,
+    --epochs, --batch-size, --gradient-accumulation, --log, ...), then prefalign's own key=value overrides."""
+    from prefalign.config import load_config
+    from prefalign.data import DataError, data_kind
+    from prefalign.dialects.autotrain import parse_args
+    from prefalign.run import train as run_train
+
+    try:
+        params, overrides = parse_args(list(ctx.args))
+        run_config = load_config(params, overrides, dialect="autotrain", lenient=lenient)
+        _print_import(run_config.import_table)
+        run_train(run_config.for_data(data_kind(run_config.data)))
+    except (ConfigError, DataError) as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -105,13 +201,15 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-def _data_setup(config: Path, overrides: list[str] | None) -> tuple[Any, Any, Console]:
+def _data_setup(
+    config: Path, overrides: list[str] | None, dialect: str | None = None, lenient: bool = False
+) -> tuple[Any, Any, Console]:
     """The run's config, its tokenizer (no weights) and a console for data text; a config error exits 2."""
     from prefalign.config import load_config
     from prefalign.model.load import load_tokenizer
 
     try:
-        run_config = load_config(config, overrides or [])
+        run_config = load_config(config, overrides or [], dialect=dialect, lenient=lenient)
         tokenizer = load_tokenizer(run_config.model, convert_weights=False)
     except (ConfigError, OSError, ValueError) as exc:
         _fail(exc)
@@ -146,6 +244,8 @@ def preview(
     config: ConfigPath,
     overrides: Overrides = None,
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many training rows to show.")] = 3,
+    dialect: FromOption = None,
+    lenient: LenientOption = False,
 ) -> None:
     """Show the first N training rows as training gets them: the rendered prompt and answers with the start of
     the scored tokens marked, token counts, the format of each source, and what truncation cuts."""
@@ -154,7 +254,7 @@ def preview(
     from prefalign.data import DataError
     from prefalign.data.check import BOUNDARY, preview_rows, render_settings, truncation_lines
 
-    run_config, tokenizer, out = _data_setup(config, overrides)
+    run_config, tokenizer, out = _data_setup(config, overrides, dialect, lenient)
     datasets.disable_progress_bars()
     try:
         shown = preview_rows(run_config, tokenizer, n)
@@ -194,14 +294,16 @@ def preview(
 
 
 @data_app.command(context_settings={"help_option_names": ["-h", "--help"]})
-def validate(config: ConfigPath, overrides: Overrides = None) -> None:
+def validate(
+    config: ConfigPath, overrides: Overrides = None, dialect: FromOption = None, lenient: LenientOption = False
+) -> None:
     """Read and render every row of data.train and data.eval and summarise: rows read per format, rows dropped
     and why, truncation, length percentiles. Exits 1 when a row or source is unusable or no training row is
     left, 0 when the data is ready to train on."""
     from prefalign.data import DataError
     from prefalign.data.check import validate_data
 
-    run_config, tokenizer, out = _data_setup(config, overrides)
+    run_config, tokenizer, out = _data_setup(config, overrides, dialect, lenient)
     try:
         v = validate_data(run_config, tokenizer)
     except (ConfigError, DataError) as exc:  # settings that no row can be read with (no chat template)
@@ -214,6 +316,8 @@ def validate(config: ConfigPath, overrides: Overrides = None) -> None:
     kinds = {"paired": "pairs", "unpaired": "unpaired rows"}
     usable = ", ".join(f"{count} {kinds[v.kinds[key]]} in {key}" for key, count in v.usable.items())
     out.print(f"Usable: {usable or 'none'}")
+    if v.loss:
+        out.print(f"Loss: {v.loss}")
     problems = [(f"bad row: {kind}", count) for kind, count in r.bad_row_kinds.items()]
     problems += [(f"dropped: {reason}", count) for reason, count in r.dropped.items()]
     out.print("Unusable or dropped rows:" + ("" if problems else " none"))

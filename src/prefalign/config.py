@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from prefalign.losses import LOSSES, LossSpec
+from prefalign.names import LAYOUT_NAMES, TEMPLATE_NAMES, ConfigError
 from prefalign.sizes import parse_size
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,12 @@ RECIPE = Recipe()
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __eq__(self, other: object) -> bool:
+        # The values only: private bookkeeping (where the loss or the whole config came from) is not the config.
+        return type(self) is type(other) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic models are
 
 
 class LoraConfig(_Section):
@@ -108,7 +120,8 @@ class DataSource(_Section):
     columns: dict[str, str] | None = Field(
         None,
         description="alpaca, sharegpt, sharegpt_kto: LLaMA-Factory's dataset_info.json `columns` (its name -> "
-        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}.",
+        "the file's column), e.g. {messages: conversations, chosen: chosen, system: system, tools: tools}; "
+        "the trl_* formats: their column -> the file's, e.g. {prompt: question, chosen: better, rejected: worse}.",
     )
     tags: dict[str, str] | None = Field(
         None,
@@ -183,8 +196,6 @@ class DataConfig(_Section):
     @field_validator("layout")
     @classmethod
     def _known_layout(cls, value: str) -> str:
-        from prefalign.data.layout import LAYOUT_NAMES  # here: the data package imports this module
-
         if value not in LAYOUT_NAMES:
             raise ValueError(
                 f"unknown layout {value!r}{_suggest(value, LAYOUT_NAMES)}; known: {', '.join(LAYOUT_NAMES)}"
@@ -204,9 +215,6 @@ class DataConfig(_Section):
     def _known_template(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        # Imported here: the data package imports this module.
-        from prefalign.data.templates import TEMPLATE_NAMES
-
         if value not in TEMPLATE_NAMES:
             raise ValueError(
                 f"unknown template {value!r}{_suggest(value, TEMPLATE_NAMES)}; known: {', '.join(TEMPLATE_NAMES)}"
@@ -223,6 +231,9 @@ _OBJECTIVE_OPTIONS = {"rpo_alpha", "ld_alpha", "use_weighting", "f_divergence_ty
 
 
 class MethodConfig(_Section):
+    _loss_from_default: bool = PrivateAttr(False)
+    _loss_note: str | None = PrivateAttr(None)
+
     kind: Literal["policy", "reward"] = Field(
         "policy", description="policy: align the language model; reward: train a Bradley–Terry reward model."
     )
@@ -287,6 +298,27 @@ class MethodConfig(_Section):
             # (null: plain DPO). A loss named explicitly is trained as named.
             return {"rpo_alpha": RECIPE.rpo_alpha, **data, "loss": "sigmoid"}
         return data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_default(cls, data: Any, handler: Any) -> Any:
+        # Whether the loss was left to the default (and so may follow the data: RunConfig.for_data). Only ever set,
+        # never cleared: assigning another field (validate_assignment) runs this again with every value given.
+        defaulted = isinstance(data, dict) and data.get("loss") is None
+        method = handler(data)
+        if defaulted:
+            method._loss_from_default = True
+        return method
+
+    @property
+    def loss_from_default(self) -> bool:
+        """True when no loss was named and the recipe's default was filled in."""
+        return self._loss_from_default
+
+    @property
+    def loss_note(self) -> str | None:
+        """Why the loss is what it is, when it was chosen for the data rather than named."""
+        return self._loss_note
 
     @field_validator("loss")
     @classmethod
@@ -399,6 +431,9 @@ class TrainConfig(_Section):
     )
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="LR decay after warm-up.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps spent warming the LR up.")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Steps spent warming the LR up; overrides warmup_ratio when set."
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; null = no clip.")
     seed: int = Field(42, description="Seed for data order, dropout and initialisation.")
@@ -464,6 +499,10 @@ class OutputConfig(_Section):
 
 
 class RunConfig(_Section):
+    # What `load_config` translated from another tool's config (prefalign.dialects.ImportTable), for the run's
+    # config-import.md; not part of the config itself, so not in config.yaml.
+    _import_table: Any = PrivateAttr(None)
+
     model: ModelConfig = Field(default_factory=ModelConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     data: DataConfig
@@ -517,21 +556,39 @@ class RunConfig(_Section):
                 "remove it, or use an unpaired loss such as kto"
             )
         # KTO's KL estimate pairs each prompt with another example's completion from the same micro-batch.
-        kl = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
-        if kl and mode == "precomputed":
+        kl_losses = [spec.name for spec, _ in self.method.terms() if "policy_kl_logps" in spec.inputs]
+        if kl_losses and mode == "precomputed":
             raise ValueError(
-                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl[0]!r} "
+                f"reference.mode: precomputed stores one reference log-prob per example, and loss {kl_losses[0]!r} "
                 "estimates its KL term from completions mismatched within each micro-batch, which change with "
                 "the batch order; use adapter or model (auto picks one)"
             )
         for key in ("batch_size", "eval_batch_size"):
             size = getattr(self.train, key)
-            if kl and size is not None and size < 2:
+            if kl_losses and size is not None and size < 2:
                 raise ValueError(
-                    f"train.{key}: loss {kl[0]!r} estimates its KL term from the other examples of a batch; "
+                    f"train.{key}: loss {kl_losses[0]!r} estimates its KL term from the other examples of a batch; "
                     "use at least 2"
                 )
         return self
+
+    @property
+    def import_table(self) -> Any:
+        """The table of what became of each key of the foreign config this was read from (None: prefalign's own)."""
+        return self._import_table
+
+    def for_data(self, kind: str | None) -> RunConfig:
+        """This config with the loss the data calls for when none was named: unpaired rows (KTO data) train
+        kto, since the recipe's loss (sigmoid + NLL on chosen) needs pairs. Any other case returns self."""
+        method = self.method
+        if kind != "unpaired" or method.kind != "policy" or not method.loss_from_default or self.data.split_pairs:
+            return self
+        raw = self.model_dump(mode="json")
+        raw["method"] = {**raw["method"], "loss": "kto", "rpo_alpha": None, "loss_weights": None}
+        result = RunConfig.model_validate(raw)
+        result._import_table = self._import_table
+        result.method._loss_note = "kto: no loss named, and the data is unpaired (prompt, completion, label)"
+        return result
 
     def resolved_reference_mode(self, num_train: int | None = None, world: int = 1) -> str:
         """The reference strategy `auto` stands for with this loss, model and run length.
@@ -644,38 +701,82 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for text in overrides:
         keys, value = parse_override(text)
-        node = raw
+        node: Any = raw
         for part in keys[:-1]:
+            if isinstance(node, list):  # data.train.0.path: an item of a list of sources
+                node = node[_index(part, len(node), text)]
+                continue
             child = node.get(part)
-            if not isinstance(child, dict):
+            if not isinstance(child, dict | list):
                 child = {}
                 node[part] = child
             node = child
-        node[keys[-1]] = value
+        if isinstance(node, list):
+            node[_index(keys[-1], len(node), text)] = value
+        else:
+            node[keys[-1]] = value
     return raw
 
 
-def load_config(config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides."""
+def _index(part: str, length: int, text: str) -> int:
+    if not part.isdigit() or int(part) >= length:
+        raise ConfigError(f"override {text!r}: {part!r} is not an index of the list there (it has {length} items)")
+    return int(part)
+
+
+def load_config(
+    config: RunConfig | dict | str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    dialect: str | None = None,
+    lenient: bool = False,
+) -> RunConfig:
+    """Build a RunConfig from a config object, a dict or a YAML path, then apply `key=value` overrides.
+
+    A dict or file written for Axolotl, LLaMA-Factory, TRL or AutoTrain (recognised from its keys, or named by
+    `dialect`) is translated first (prefalign.dialects); `lenient` trains without the keys prefalign cannot
+    honour instead of refusing them. The translation's table is `RunConfig.import_table`.
+    """
+    lines: dict[str, int] = {}
     if isinstance(config, RunConfig):
         if not overrides:
             return config
         raw, source = config.model_dump(mode="json"), "config object"
-    elif isinstance(config, dict):
-        raw, source = dict(config), "dict"
+        table = config.import_table
     else:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-        source = str(path)
+        if isinstance(config, dict):
+            raw, source = dict(config), "dict"
+        else:
+            path = Path(config)
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {path}")
+            text = path.read_text()
+            try:
+                raw = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+            source = str(path)
+            from prefalign.dialects import key_lines  # here: the dialects import this module
+
+            lines = key_lines(text)
+        from prefalign.dialects import import_config
+
+        raw, table, overrides = import_config(
+            raw, source=source, dialect=dialect, lenient=lenient, overrides=list(overrides), lines=lines
+        )
     raw = apply_overrides(raw, list(overrides))
     try:
-        return RunConfig.model_validate(raw)
+        result = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        message = _format_errors(exc, source)
+        if table is not None:
+            message = message.replace(
+                f"invalid config ({source}):", f"invalid config ({source}, read as {table.dialect}):"
+            )
+            if "data.train: required" in message:
+                message += "\n  (the config names no dataset prefalign can read: add data.train=PATH)"
+        raise ConfigError(message) from None
+    result._import_table = table
+    return result

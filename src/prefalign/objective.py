@@ -14,9 +14,10 @@ import torch.nn.functional as F
 
 from prefalign.config import MethodConfig
 from prefalign.data.layout import Batch, make_batch
-from prefalign.logps import LogpsOptions, SequenceLogps, sequence_logps
 from prefalign.losses import LossSpec, compute_loss
-from prefalign.rewards import SequenceRewards, sequence_rewards
+from prefalign.losses.shared import per_token
+from prefalign.scoring.logps import LogpsOptions, SequenceLogps, sequence_logps
+from prefalign.scoring.reward_model import SequenceRewards, sequence_rewards
 
 
 def f_divergence_scores(logratios: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
@@ -66,16 +67,16 @@ def paired_inputs(
 
 
 def unpaired_inputs(
-    policy: SequenceLogps, ref: SequenceLogps | None, labels: torch.Tensor, kl: bool
+    policy: SequenceLogps, ref: SequenceLogps | None, labels: torch.Tensor, kl_completions: bool
 ) -> dict[str, torch.Tensor]:
     """The tensors an unpaired loss may name: sequences 0..B-1 are the completions, B..2B-1 the KL ones."""
     b = policy.num_examples
     tensors = {"policy_logps": policy.logps[:b], "lengths": policy.lengths[:b], "labels": labels}
-    if kl:
+    if kl_completions:
         tensors["policy_kl_logps"] = policy.logps[b:].detach()
     if ref is not None:
         tensors["ref_logps"] = ref.logps[:b]
-        if kl:
+        if kl_completions:
             tensors["ref_kl_logps"] = ref.logps[b:]
     return tensors
 
@@ -86,27 +87,28 @@ class Objective:
     # The (accuracy, margin) metrics the progress line and the run summary show.
     headline = ("rewards/accuracies", "rewards/margins")
 
-    def __init__(self, method: MethodConfig):
+    def __init__(self, method: MethodConfig, layout: str = "padded", pack_length: int | None = None):
+        # The batch layout (data.layout, resolved for the model by `model.attention.resolve_layout`) and its row
+        # length: training, evaluation and the reference all score the batches built here.
+        self.layout = layout
+        self.pack_length = pack_length
         self.terms: list[tuple[LossSpec, float]] = method.terms()
         self.hyperparams = method.hyperparams()
         self.paired = method.paired
         self.needs_reference = method.needs_reference
         self.logps_options = LogpsOptions(ld_alpha=method.ld_alpha, wpo=method.use_weighting)
-        self.kl = any("policy_kl_logps" in spec.inputs for spec, _ in self.terms)
+        self.kl_completions = any("policy_kl_logps" in spec.inputs for spec, _ in self.terms)
         self.f_divergence = (method.f_divergence_type, method.f_alpha_divergence_coef)
         self.use_weighting = method.use_weighting
         if not self.paired:  # no pair to be right about: whether each reward's sign agrees with its label
             self.headline = ("label_accuracy", "rewards/margins")
 
-    # The batch layout (data.layout, resolved for the model by `layout.resolve_layout`) and its row length:
-    # training, evaluation and the reference all score the batches built here.
-    layout: str = "padded"
-    pack_length: int | None = None
+    def batch(self, examples, pad_id: int) -> Batch:
+        return make_batch(
+            examples, pad_id, self.layout, kl_completions=self.kl_completions, pack_length=self.pack_length
+        )
 
-    def batch(self, examples, pad_id: int, layout: str | None = None) -> Batch:
-        return make_batch(examples, pad_id, layout or self.layout, kl=self.kl, pack_length=self.pack_length)
-
-    def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceLogps:
+    def model_outputs(self, scorer: torch.nn.Module, batch: Batch) -> SequenceLogps:
         """What the trained model gives for a batch, as `__call__` takes it: here, per-sequence log-probs."""
         return sequence_logps(scorer, batch, self.logps_options)
 
@@ -132,7 +134,7 @@ class Objective:
     def _tensors(self, policy: SequenceLogps, ref: SequenceLogps | None, batch: Batch) -> dict[str, torch.Tensor]:
         if self.paired:
             return paired_inputs(policy, ref, batch.margin, self.f_divergence)
-        return unpaired_inputs(policy, ref, batch.labels, self.kl)
+        return unpaired_inputs(policy, ref, batch.labels, self.kl_completions)
 
     def _metrics(self, policy: SequenceLogps, outputs, batch: Batch) -> dict[str, torch.Tensor]:
         extra = {name: value.detach() for out, _ in outputs for name, value in out.metrics.items()}
@@ -149,8 +151,8 @@ class Objective:
         zeros = torch.zeros_like(policy.chosen_logps.detach())
         chosen_rewards = rewarded.chosen_rewards if rewarded else zeros
         rejected_rewards = rewarded.rejected_rewards if rewarded else zeros
-        chosen_avg = policy.chosen_logps.detach() / policy.chosen_lengths.clamp(min=1)
-        rejected_avg = policy.rejected_logps.detach() / policy.rejected_lengths.clamp(min=1)
+        chosen_avg = per_token(policy.chosen_logps.detach(), policy.chosen_lengths)
+        rejected_avg = per_token(policy.rejected_logps.detach(), policy.rejected_lengths)
         return {
             "rewards/chosen": chosen_rewards,
             "rewards/rejected": rejected_rewards,
@@ -196,11 +198,11 @@ class RewardObjective(Objective):
 
     headline = ("accuracy", "margin")
 
-    def __init__(self, method: MethodConfig):
-        super().__init__(method)
+    def __init__(self, method: MethodConfig, layout: str = "padded", pack_length: int | None = None):
+        super().__init__(method, layout, pack_length)
         self.with_chosen_logps = method.lm_coef > 0
 
-    def score(self, scorer: torch.nn.Module, batch: Batch) -> SequenceRewards:
+    def model_outputs(self, scorer: torch.nn.Module, batch: Batch) -> SequenceRewards:
         return sequence_rewards(scorer, batch, self.with_chosen_logps)
 
     def __call__(
@@ -231,6 +233,8 @@ class RewardObjective(Objective):
         return losses, metrics
 
 
-def make_objective(method: MethodConfig) -> Objective:
-    """The objective of `method.kind`: a policy's preference losses, or a reward model's."""
-    return RewardObjective(method) if method.kind == "reward" else Objective(method)
+def make_objective(method: MethodConfig, layout: str = "padded", pack_length: int | None = None) -> Objective:
+    """The objective of `method.kind`: a policy's preference losses, or a reward model's, building batches in
+    `layout` (resolved for the model) with rows of `pack_length` tokens."""
+    kind = RewardObjective if method.kind == "reward" else Objective
+    return kind(method, layout, pack_length)

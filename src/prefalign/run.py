@@ -6,21 +6,29 @@ import json
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import datasets
+import transformers
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, PartialState
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 from prefalign.config import ConfigError, RunConfig, load_config
-from prefalign.data import PreparedData, prepare_data
-from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data import PreparedData, data_kind, prepare_data
+from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
-from prefalign.eval.evaluate import evaluate_pairs, generate
+from prefalign.eval.evaluate import generate
 from prefalign.export.card import model_card
 from prefalign.export.save import merged_model, save_adapter, save_merged
-from prefalign.logps import SequenceScorer
+from prefalign.memory.allocator import return_freed_memory
+from prefalign.memory.display import plan_table
+from prefalign.memory.plan import apply_choice
+from prefalign.memory.run import plan_for_config
 from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
     apply_train_options,
@@ -35,9 +43,14 @@ from prefalign.model.load import (
 from prefalign.model.reference import build_reference
 from prefalign.model.reference_cache import precomputed_reference
 from prefalign.objective import make_objective
-from prefalign.rewards import RewardScorer, ties_lm_head
-from prefalign.training.loop import fit
+from prefalign.scoring.logps import SequenceScorer
+from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
+from prefalign.training.events import Events
+from prefalign.training.listeners import FindingsFile, ProgressDisplay, WatchListener
+from prefalign.training.loop import Training, fit, held_out_metrics
+from prefalign.training.metrics import MetricsLog
 from prefalign.training.precision import resolve_precision
+from prefalign.training.watch import LikelihoodWatch
 
 RUN_MARKER = ".prefalign-run"
 
@@ -53,6 +66,7 @@ class RunResult:
     generations: list[dict] = field(default_factory=list)  # {"prompt", "before", "after"}
     saved: dict[str, str] = field(default_factory=dict)  # what was written: adapter / merged -> path
     warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
+    memory: dict | None = None  # the memory plan and what train.memory chose (memory.plan.RunPlan.as_dict)
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -77,6 +91,10 @@ def prepare_run_dir(config: RunConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_MARKER).touch()
     (run_dir / "config.yaml").write_text(config.to_yaml())
+    if config.import_table is not None:  # translated from another tool's config: what became of each key
+        partial = run_dir / "config-import.md.partial"
+        partial.write_text(config.import_table.markdown())
+        partial.replace(run_dir / "config-import.md")
     return run_dir
 
 
@@ -85,8 +103,7 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
     rows = data.eval_prompts
     if rows is None or config.eval.generations == 0 or config.method.kind == "reward":  # reward models do not generate
         return []
-    d = config.data
-    renderer = Renderer(tokenizer, RenderSettings(d.template, d.max_length, d.max_prompt_length, None))
+    renderer = Renderer(tokenizer, render_settings(config.data))  # prompts only: no completion is cut
     picked: dict[str, tuple[str, list[int]]] = {}  # by prompt: unpaired rows (split pairs) repeat prompts
     for row in rows.select(range(min(len(rows), 4 * config.eval.generations))):
         key = json.dumps(row["prompt"])
@@ -116,18 +133,204 @@ def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, Seq
     return model, RewardScorer(model, lm_head=lm_head, segment_attention=segments)
 
 
-def train(
-    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = False
-) -> RunResult:
-    """Train one run from a config object, dict or YAML path, with optional `key=value` overrides."""
-    import datasets
-    import transformers
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
+class Run:
+    """One training run as named stages; each takes what the earlier ones left on the run and can be called alone.
 
-    started = time.perf_counter()
-    config = load_config(config, overrides)
-    console = Console(quiet=quiet)
+    setup → data → memory → models → reference → before → fit → after → export → summary
+    """
+
+    def __init__(self, config: RunConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console or Console()
+        self.started = time.perf_counter()
+        self.saved: dict[str, str] = {}
+
+    def stages(self) -> list[Callable[[], None]]:
+        return [
+            self.setup, self.data, self.memory, self.models, self.reference, self.before, self.fit, self.after,
+            self.export, self.summary,
+        ]  # fmt: skip
+
+    def setup(self) -> None:
+        """Library state, precision, the accelerator, the run directory and the seed."""
+        config = self.config
+        quiet_libraries()
+        precision, note = resolve_precision(config.train.mixed_precision, PartialState().device)
+        config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
+        self.accelerator = accelerator = Accelerator(mixed_precision=precision)
+        self.is_main = accelerator.is_main_process
+        if note and self.is_main:
+            self.console.print(f"[yellow]{note}[/yellow]")
+        if config.model.attention == "flex_attention" and accelerator.device.type == "cpu":
+            raise ConfigError(
+                "model.attention: flex_attention cannot train on CPU: torch has no FlexAttention backward there; use "
+                "sdpa (the default: prefalign's segment attention skips the same masked blocks)"
+            )
+        self.run_dir = prepare_run_dir(config) if self.is_main else Path(config.output.dir)
+        if config.import_table is not None and self.is_main:
+            table = config.import_table
+            self.console.print(f"{table.source}: read as a {table.dialect} config; what became of each key: "
+                               f"{self.run_dir / 'config-import.md'}", highlight=False)  # fmt: skip
+        accelerator.wait_for_everyone()
+        transformers.set_seed(config.train.seed)
+
+    def data(self) -> None:
+        """The tokenizer and the tokenised train and held-out splits; the prompts answered before and after."""
+        config = self.config
+        self.tokenizer = load_tokenizer(config.model)
+        self.prepared = prepare_data(config.data, self.tokenizer, config.train.seed, method=config.method)
+        if config.data.template in TEMPLATES:  # the saved tokenizer answers in the format the model was trained on
+            self.tokenizer.chat_template = chat_template_for(config.data.template, self.tokenizer)
+        self.prompts = _sample_prompts(config, self.prepared, self.tokenizer)
+        if self.is_main:
+            _print_data(self.console, self.prepared)
+            (self.run_dir / "data.json").write_text(json.dumps(asdict(self.prepared.report), indent=1, default=str))
+
+    def memory(self) -> None:
+        """The memory plan (`prefalign plan`), before any weight loads: printed, kept for result.json; with
+        train.memory auto the micro-batch and checkpointing that fit the budget, or a ConfigError naming the fixes."""
+        config, accelerator = self.config, self.accelerator
+        if accelerator.device.type == "cpu":
+            return_freed_memory()  # freed tensors leave the resident set (memory/allocator.py: -33% peak measured)
+        self.memory_plan = plan_for_config(
+            config, self.prepared.train, self.tokenizer.pad_token_id, device=accelerator.device,
+            world=accelerator.num_processes,
+        )  # fmt: skip
+        apply_choice(config, self.memory_plan)
+        if self.is_main:
+            self.console.print(plan_table(self.memory_plan))
+            self.console.print(f"train.memory {config.train.memory}: {self.memory_plan.message}", highlight=False)
+
+    def models(self) -> None:
+        """The trained model (a policy or a reward model), the scorer that runs it, and the objective."""
+        config = self.config
+        self.model, self.scorer = _trained_model(config, self.tokenizer, self.accelerator.device)
+        self.objective = make_objective(
+            config.method,
+            layout=resolve_layout(config.data.layout, self.scorer.model),
+            pack_length=resolve_pack_length(config.data.pack_length, self.scorer.model),
+        )
+
+    def reference(self) -> None:
+        """The reference strategy: none, the adapter switched off, a frozen model, or precomputed log-probs."""
+        config, accelerator = self.config, self.accelerator
+        self.reference_mode = mode = config.resolved_reference_mode(len(self.prepared.train), accelerator.num_processes)
+        reference_model = None
+        if mode == "model":
+            reference_model = load_base(config.model, config.reference.path) if config.reference.path else None
+            if reference_model is None:  # a frozen copy of the starting policy
+                reference_model = load_policy(config.model.model_copy(update={"lora": None}))
+            reference_model.to(accelerator.device)
+        if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
+            splits = {"train": self.prepared.train, "eval": self.prepared.eval}
+            pad_id = self.tokenizer.pad_token_id
+            self.ref = precomputed_reference(
+                config.model,
+                config.reference.path,
+                self.scorer,
+                lambda examples: self.objective.batch(examples, pad_id),
+                self.objective.logps_options,
+                splits,
+                batch_size=config.train.eval_batch_size or config.train.batch_size,
+                precision=config.train.mixed_precision,
+                accelerator=accelerator,
+            )
+            if self.is_main:
+                self.console.print(self.ref.summary())
+        else:
+            self.ref = build_reference(mode, self.scorer, reference_model, self.objective.logps_options)
+        self.training = Training(
+            self.scorer, self.ref, self.objective, self.prepared.train, self.prepared.eval, self.tokenizer.pad_token_id
+        )
+
+    def before(self) -> None:
+        """Held-out metrics and answers before training; a resumed run reads the ones it saved."""
+        config, accelerator = self.config, self.accelerator
+        before_file = self.run_dir / "before.json"
+        self.before_metrics, self.before_answers = None, []
+        if config.train.resume and before_file.is_file():
+            saved = json.loads(before_file.read_text())
+            self.before_metrics, self.before_answers = saved["metrics"], saved["answers"]
+            return
+        if not config.eval.before:
+            return
+        # Outside the loop the model is not wrapped by accelerate yet: autocast by hand.
+        with accelerator.autocast():
+            if self.prepared.eval is not None:
+                batch_size = config.train.eval_batch_size or config.train.batch_size
+                self.before_metrics = held_out_metrics(accelerator, self.scorer, self.training, batch_size)
+            self.before_answers = self._answers(self.model)
+        if self.is_main:
+            before = {"metrics": self.before_metrics, "answers": self.before_answers}
+            before_file.write_text(json.dumps(before, indent=1))
+
+    def fit(self) -> None:
+        """The training loop, with the metrics log, the progress display and the likelihood watch listening."""
+        accuracy, margin = self.objective.headline
+        events = Events([MetricsLog(self.run_dir / "metrics.jsonl", enabled=self.is_main)])
+        with ProgressDisplay(self.console, self.objective.headline, enabled=self.is_main) as progress:
+            events.add(progress, FindingsFile(self.run_dir / "warnings.jsonl", enabled=self.is_main))
+            self.watch = None
+            # Rewards relative to a reference show whether the chosen answers gain or only the rejected ones lose.
+            if self.objective.needs_reference and margin == "rewards/margins":
+                self.watch = WatchListener(LikelihoodWatch(accuracy), report=events.finding)
+                events.add(self.watch)
+            self.loop = fit(self.training, self.config.train, self.accelerator, self.run_dir, events)
+        del self.training, self.ref  # the reference (a model, or cached log-probs) is not needed any more
+        self.model = self.accelerator.unwrap_model(self.scorer).model
+
+    def after(self) -> None:
+        """Answers to the same held-out prompts after training, beside the ones before."""
+        with self.accelerator.autocast():
+            after_answers = self._answers(self.model)
+        before_answers = self.before_answers or [""] * len(self.prompts)
+        self.generations = [
+            {"prompt": text, "before": before, "after": after}
+            for (text, _), before, after in zip(self.prompts, before_answers, after_answers, strict=True)
+        ]
+
+    def export(self) -> None:
+        """The adapter and/or the merged model, written by the main process."""
+        save, run_dir = self.config.output.save, self.run_dir
+        if self.is_main and "adapter" in save:
+            self.saved["adapter"] = str(save_adapter(self.model, self.tokenizer, run_dir / "adapter"))
+        if self.is_main and "merged" in save:
+            self.saved["merged"] = str(save_merged(merged_model(self.model), self.tokenizer, run_dir / "merged"))
+        self.accelerator.wait_for_everyone()
+
+    def summary(self) -> None:
+        """The model card, the answers, result.json and the summary printed at the end."""
+        config, loop = self.config, self.loop
+        self.result = RunResult(
+            run_dir=self.run_dir,
+            steps=loop.state.step,
+            seconds=time.perf_counter() - self.started,
+            before=self.before_metrics,
+            after=loop.last_eval,
+            last_train=loop.last_train,
+            generations=self.generations,
+            saved=self.saved,
+            warnings=[str(finding) for finding in self.watch.findings] if self.watch else [],
+            memory=self.memory_plan.as_dict(),
+        )
+        if not self.is_main:
+            return
+        final = loop.last_eval or loop.last_train
+        card = model_card(config, final, self.before_metrics, loop.state.step, self.reference_mode)
+        (self.run_dir / "README.md").write_text(card)
+        if config.method.kind == "policy":
+            answers = json.dumps(self.generations, indent=1, ensure_ascii=False)
+            (self.run_dir / "generations.json").write_text(answers)
+        result = json.dumps(asdict(self.result), indent=1, default=str, ensure_ascii=False)
+        (self.run_dir / "result.json").write_text(result)
+        print_summary(self.console, config, self.result)
+
+    def _answers(self, model: nn.Module) -> list[str]:
+        return generate(model, self.tokenizer, [ids for _, ids in self.prompts], self.config.eval.max_new_tokens)
+
+
+def quiet_libraries() -> None:
+    """Silence what says nothing to our users, and reset accelerate's per-run state for a new run."""
     transformers.logging.set_verbosity_error()
     # peft still calls a transformers property deprecated in 5.x; the warning says nothing to our users.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -137,116 +340,18 @@ def train(
     # accelerate keeps one process-wide state and refuses a second run in the same Python process (a notebook,
     # a sweep, the tests) another precision; reset the per-run part and keep the process group.
     AcceleratorState._reset_state(reset_partial_state=False)
-    precision, note = resolve_precision(config.train.mixed_precision, PartialState().device)
-    config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
-    accelerator = Accelerator(mixed_precision=precision)
-    if note and accelerator.is_main_process:
-        console.print(f"[yellow]{note}[/yellow]")
-    if config.model.attention == "flex_attention" and accelerator.device.type == "cpu":
-        raise ConfigError(
-            "model.attention: flex_attention cannot train on CPU: torch has no FlexAttention backward there; use sdpa "
-            "(the default: prefalign's segment attention skips the same masked blocks)"
-        )
-    is_main = accelerator.is_main_process
-    run_dir = prepare_run_dir(config) if is_main else Path(config.output.dir)
-    accelerator.wait_for_everyone()
-    transformers.set_seed(config.train.seed)
 
-    objective = make_objective(config.method)
-    tokenizer = load_tokenizer(config.model)
-    data = prepare_data(config.data, tokenizer, config.train.seed, method=config.method)
-    if config.data.template in TEMPLATES:  # the saved tokenizer answers in the format the model was trained on
-        tokenizer.chat_template = chat_template_for(config.data.template, tokenizer)
-    if is_main:
-        _print_data(console, data)
 
-    mode = config.resolved_reference_mode(len(data.train), accelerator.num_processes)
-    policy, scorer = _trained_model(config, tokenizer, accelerator.device)
-    reference_model = None
-    if mode == "model":
-        reference_model = load_base(config.model, config.reference.path) if config.reference.path else None
-        if reference_model is None:  # a frozen copy of the starting policy
-            reference_model = load_policy(config.model.model_copy(update={"lora": None}))
-        reference_model.to(accelerator.device)
-    objective.layout = resolve_layout(config.data.layout, scorer.model)
-    objective.pack_length = resolve_pack_length(config.data.pack_length, scorer.model)
-    pad_id = tokenizer.pad_token_id
-    if mode == "precomputed":  # before training: the reference is the starting policy or reference.path
-        splits = {"train": data.train, "eval": data.eval}
-        reference = precomputed_reference(config, scorer, objective, splits, pad_id, accelerator)
-        if is_main:
-            console.print(reference.summary())
-    else:
-        reference = build_reference(mode, scorer, reference_model, objective.logps_options)
-    prompts = _sample_prompts(config, data, tokenizer)
-
-    before_file = run_dir / "before.json"
-    before, before_answers = None, []
-    if config.train.resume and before_file.is_file():
-        saved = json.loads(before_file.read_text())
-        before, before_answers = saved["metrics"], saved["answers"]
-    elif config.eval.before:
-        # Outside the loop the model is not wrapped by accelerate yet: autocast by hand.
-        with accelerator.autocast():
-            if data.eval is not None:
-                sums = evaluate_pairs(
-                    scorer, reference, data.eval, objective,
-                    config.train.eval_batch_size or config.train.batch_size, pad_id, accelerator.device,
-                    rank=accelerator.process_index, world=accelerator.num_processes,
-                )  # fmt: skip
-                before = sums.means(reduce=lambda t: accelerator.reduce(t.to(accelerator.device), "sum"))
-            before_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
-        if is_main:
-            before_file.write_text(json.dumps({"metrics": before, "answers": before_answers}, indent=1))
-
-    result = fit(
-        accelerator=accelerator,
-        scorer=scorer,
-        reference=reference,
-        objective=objective,
-        train_data=data.train,
-        eval_data=data.eval,
-        pad_id=pad_id,
-        cfg=config.train,
-        run_dir=run_dir,
-        console=console,
-    )
-    del reference, reference_model
-
-    policy = accelerator.unwrap_model(scorer).model
-    with accelerator.autocast():
-        after_answers = generate(policy, tokenizer, [ids for _, ids in prompts], config.eval.max_new_tokens)
-    generations = [
-        {"prompt": text, "before": b, "after": a}
-        for (text, _), b, a in zip(prompts, before_answers or [""] * len(prompts), after_answers, strict=True)
-    ]
-    saved: dict[str, str] = {}
-    if is_main:
-        if "adapter" in config.output.save:
-            saved["adapter"] = str(save_adapter(policy, tokenizer, run_dir / "adapter"))
-        if "merged" in config.output.save:
-            saved["merged"] = str(save_merged(merged_model(policy), tokenizer, run_dir / "merged"))
-        final = result.last_eval or result.last_train
-        (run_dir / "README.md").write_text(model_card(config, final, before, result.state.step, mode))
-        if config.method.kind == "policy":
-            (run_dir / "generations.json").write_text(json.dumps(generations, indent=1, ensure_ascii=False))
-    accelerator.wait_for_everyone()
-
-    run = RunResult(
-        run_dir=run_dir,
-        steps=result.state.step,
-        seconds=time.perf_counter() - started,
-        before=before,
-        after=result.last_eval,
-        last_train=result.last_train,
-        generations=generations,
-        saved=saved,
-        warnings=[str(finding) for finding in result.warnings],
-    )
-    if is_main:
-        (run_dir / "result.json").write_text(json.dumps(asdict(run), indent=1, default=str, ensure_ascii=False))
-        print_summary(console, config, run)
-    return run
+def train(
+    config: RunConfig | dict | str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = False
+) -> RunResult:
+    """Train one run from a config object, dict or YAML path (prefalign's, or another tool's: prefalign.dialects),
+    with optional `key=value` overrides. With no loss named, the loss follows the data (unpaired rows: kto)."""
+    config = load_config(config, overrides)
+    run = Run(config.for_data(data_kind(config.data)), Console(quiet=quiet))
+    for stage in run.stages():
+        stage()
+    return run.result
 
 
 def _print_data(console: Console, data: PreparedData) -> None:

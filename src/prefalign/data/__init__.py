@@ -8,11 +8,12 @@ from typing import Any
 import datasets
 
 from prefalign.config import ConfigError, DataConfig, MethodConfig
-from prefalign.data.load import DataError, DataReport, canonical_rows, rows_kind, unpair_rows
-from prefalign.data.render import RenderSettings, tokenize_rows
+from prefalign.data.formats import FORMATS, detect_format
+from prefalign.data.load import DataError, DataReport, canonical_rows, read_source, rows_kind, unpair_rows
+from prefalign.data.render import render_settings, tokenize_rows
 from prefalign.losses import LOSSES
 
-__all__ = ["DataError", "DataReport", "PreparedData", "prepare_data"]
+__all__ = ["DataError", "DataReport", "PreparedData", "data_kind", "prepare_data"]
 
 
 @dataclass
@@ -44,6 +45,23 @@ def check_kind(kind: str, method: MethodConfig, key: str) -> None:
         )
 
 
+def data_kind(config: DataConfig) -> str | None:
+    """What data.train holds, "paired" or "unpaired", told from each source's format (its first row when the
+    format is auto); None when it cannot be told here (a source that cannot be read, or sources of both kinds):
+    reading the data proper then says why. For `RunConfig.for_data`, before anything is written."""
+    kinds = set()
+    for source in config.train:
+        name = source.format if source.format != "auto" else config.format
+        try:
+            if name == "auto":
+                kinds.add(detect_format(read_source(source)[0], source.path, source).kind)
+            else:
+                kinds.add(FORMATS[name].kind)
+        except (DataError, ValueError, KeyError, IndexError):
+            return None
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def prepare_data(config: DataConfig, tokenizer: Any, seed: int, method: MethodConfig | None = None) -> PreparedData:
     """Read, convert, split and tokenise the training and held-out data.
 
@@ -66,9 +84,7 @@ def prepare_data(config: DataConfig, tokenizer: Any, seed: int, method: MethodCo
     if config.split_pairs:  # after holding out, so that both answers of a pair land on the same side
         train_rows = unpair_rows(train_rows, config.num_proc)
         eval_rows = unpair_rows(eval_rows, config.num_proc) if eval_rows is not None else None
-    settings = RenderSettings(
-        config.template, config.max_length, config.max_prompt_length, config.max_completion_length
-    )
+    settings = render_settings(config)
     train, train_report = tokenize_rows(train_rows, tokenizer, settings, num_proc=config.num_proc)
     report.merge(train_report)
     if len(train) == 0:

@@ -13,18 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from prefalign.config import ConfigError, DataConfig, RunConfig
+from prefalign.config import ConfigError, RunConfig
 from prefalign.data import check_kind
 from prefalign.data.load import DataError, DataReport, canonical_rows, rows_kind, unpair_rows
-from prefalign.data.render import Renderer, RenderSettings
+from prefalign.data.render import Renderer, RenderSettings, render_report, render_settings
 
 # Printed where the prompt ends and the scored tokens begin.
 BOUNDARY = "⟦scored→⟧"
 PERCENTILES = (50, 90, 99)
-
-
-def render_settings(config: DataConfig) -> RenderSettings:
-    return RenderSettings(config.template, config.max_length, config.max_prompt_length, config.max_completion_length)
 
 
 def completion_names(columns: Any) -> tuple[str, ...]:
@@ -128,6 +124,7 @@ class Validation:
     kinds: dict[str, str] = field(default_factory=dict)  # "data.train" (, "data.eval"): "paired" or "unpaired"
     usable: dict[str, int] = field(default_factory=dict)  # rows training would use, per key
     lengths: dict[str, dict[str, int]] = field(default_factory=dict)  # "prompt": {"p50": …, "max": …}, untruncated
+    loss: str = ""  # the loss training would use on this data, and why when the data chose it
 
     @property
     def problems(self) -> int:
@@ -201,6 +198,13 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
             )
         kind = "unpaired" if d.split_pairs or kinds == {"unpaired"} else "paired"
         validation.kinds[key] = kind
+        if key == "data.train" and parts:
+            # With no loss named, the loss follows the data (unpaired rows: kto), as training does.
+            config = config.for_data(kind)
+            names = " + ".join(spec.name for spec, _ in config.method.terms())
+            validation.loss = config.method.loss_note or (
+                f"{names} (the recipe: no loss named)" if config.method.loss_from_default else f"{names} (named)"
+            )
         if parts:
             try:
                 check_kind(kind, config.method, key)
@@ -221,12 +225,9 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
             columns = measured.with_format("numpy")[:]
             errors, drops, truncated = columns["error"], columns["drop"], columns["truncated"]
             report.bad_rows += [str(e) for e in errors if e]
-            for reason in drops:
-                if reason:
-                    report.dropped[str(reason)] = report.dropped.get(str(reason), 0) + 1
+            report.merge(render_report(truncated, drops))  # a row that failed to render is neither cut nor dropped
             rendered = errors == ""
             kept = rendered & (drops == "")
-            report.truncated += int((truncated & kept).sum())
             validation.usable[key] += int(kept.sum())
             for name in ("prompt", *completion_names(measured.column_names)):
                 lengths.setdefault(name, []).append(columns[f"{name}_tokens"][rendered])

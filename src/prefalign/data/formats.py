@@ -148,27 +148,34 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _tools(row: dict, field: str) -> str:
-    """The row's tool schemas as canonical JSON ("" for none): a list of schemas, one schema, or a JSON string.
-
-    A bare function schema (`{"name", "description", "parameters"}`, as LLaMA-Factory stores them) is wrapped
-    as `{"type": "function", "function": ...}`, the form `apply_chat_template(tools=...)` documents (and the
-    one LLaMA-Factory's Qwen template prints).
-    """
-    value = row.get(field)
+def tool_list(value: Any, field: str = "tools") -> list[dict]:
+    """Tool schemas as a list ([] for none) from a list of schemas, one schema, or a JSON string of either:
+    what a source row and a canonical row's `tools` column hold."""
     if isinstance(value, str):
         if not value.strip():
-            return ""
+            return []
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise RowError(field, f"not valid JSON: {exc}") from None
     if value is None or value == []:
-        return ""
+        return []
     tools = [value] if isinstance(value, dict) else value
     if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
         raise RowError(field, "expected a list of tool schemas (objects), or a JSON string of one")
-    tools = [_drop_nulls(tool) for tool in tools]
+    return tools
+
+
+def _tools(row: dict, field: str) -> str:
+    """The row's tool schemas as canonical JSON ("" for none).
+
+    A bare function schema (`{"name", "description", "parameters"}`, as LLaMA-Factory stores them) is wrapped
+    as `{"type": "function", "function": ...}`, the form `apply_chat_template(tools=...)` documents (and the
+    one LLaMA-Factory's Qwen template prints).
+    """
+    tools = [_drop_nulls(tool) for tool in tool_list(row.get(field), field)]
+    if not tools:
+        return ""
     tools = [
         tool if "function" in tool or "name" not in tool else {"type": "function", "function": tool} for tool in tools
     ]
@@ -193,25 +200,57 @@ def _type_is(field: str, kind: type | tuple[type, ...], what: str) -> Callable[[
 # it is printed as it is right before the prompt, like every plain string) and `tools`.
 
 
+_TRL_COLUMNS = {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected", "system": "system", "tools": "tools"}
+_TRL_UNPAIRED_COLUMNS = {
+    "prompt": "prompt",
+    "completion": "completion",
+    "label": "label",
+    "system": "system",
+    "tools": "tools",
+}
+
+
+def _trl_columns(source: DataSource, defaults: dict[str, str]) -> dict[str, str]:
+    """The TRL formats' column names under the source's `columns` renaming (AutoTrain's column flags,
+    Axolotl's chatml.intel `question`, ...)."""
+    return _mapping(defaults, source.columns)
+
+
+def _renamed(defaults: dict[str, str], *keys: str) -> Callable[[DataSource], tuple[str, ...]]:
+    return lambda source: tuple(_trl_columns(source, defaults)[key] for key in keys)
+
+
+def _renamed_type_is(
+    defaults: dict[str, str], key: str, kind: type, what: str
+) -> Callable[[dict, DataSource], str | None]:
+    def mismatch(row: dict, source: DataSource) -> str | None:
+        name = _trl_columns(source, defaults)[key]
+        return None if isinstance(row[name], kind) else f"{name} is not {what}"
+
+    return mismatch
+
+
 def _convert_trl_standard(row: dict, source: DataSource) -> dict:
-    prompt = _with_system([{"role": "user", "content": _text(row, "prompt")}], row, "system")
+    c = _trl_columns(source, _TRL_COLUMNS)
+    prompt = _with_system([{"role": "user", "content": _text(row, c["prompt"])}], row, c["system"])
     canonical = {
         "prompt": prompt,
-        "chosen": _answer(_text(row, "chosen"), "chosen"),
-        "rejected": _answer(_text(row, "rejected"), "rejected"),
+        "chosen": _answer(_text(row, c["chosen"]), c["chosen"]),
+        "rejected": _answer(_text(row, c["rejected"]), c["rejected"]),
         "plain": True,
     }
-    return _with_tools(canonical, row, "tools")
+    return _with_tools(canonical, row, c["tools"])
 
 
 _register(
     Format(
         "trl_standard",
         "paired",
-        "TRL standard: prompt, chosen, rejected as plain strings; optional system, tools",
+        "TRL standard: prompt, chosen, rejected as plain strings; optional system, tools; renamed by `columns`",
         _convert_trl_standard,
-        _columns("prompt", "chosen", "rejected"),
-        _type_is("chosen", str, "a string"),
+        _renamed(_TRL_COLUMNS, "prompt", "chosen", "rejected"),
+        _renamed_type_is(_TRL_COLUMNS, "chosen", str, "a string"),
+        {"columns": tuple(_TRL_COLUMNS)},
     )
 )
 
@@ -227,9 +266,10 @@ def _common_prefix(a: list[Message], b: list[Message]) -> int:
 
 
 def _convert_trl_conversational(row: dict, source: DataSource) -> dict:
-    chosen, rejected = _messages(row, "chosen"), _messages(row, "rejected")
-    if row.get("prompt") is not None:
-        prompt = _messages(row, "prompt")
+    c = _trl_columns(source, _TRL_COLUMNS)
+    chosen, rejected = _messages(row, c["chosen"]), _messages(row, c["rejected"])
+    if row.get(c["prompt"]) is not None:
+        prompt = _messages(row, c["prompt"])
     else:
         # Implicit prompt: the longest common prefix of the two conversations, cut before the
         # last shared assistant turn so that both answers start with the assistant speaking.
@@ -238,14 +278,14 @@ def _convert_trl_conversational(row: dict, source: DataSource) -> dict:
             n -= 1
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
         if not prompt:
-            raise RowError("chosen", "no prompt column and the conversations share no prefix")
+            raise RowError(c["chosen"], "no prompt column and the conversations share no prefix")
     canonical = {
-        "prompt": _with_system(prompt, row, "system"),
-        "chosen": _nonempty_completion(chosen, "chosen"),
-        "rejected": _nonempty_completion(rejected, "rejected"),
+        "prompt": _with_system(prompt, row, c["system"]),
+        "chosen": _nonempty_completion(chosen, c["chosen"]),
+        "rejected": _nonempty_completion(rejected, c["rejected"]),
         "plain": False,
     }
-    return _with_tools(canonical, row, "tools")
+    return _with_tools(canonical, row, c["tools"])
 
 
 _register(
@@ -253,10 +293,11 @@ _register(
         "trl_conversational",
         "paired",
         "TRL conversational: chosen/rejected message lists, prompt explicit or their common prefix; "
-        "optional system, tools",
+        "optional system, tools; renamed by `columns`",
         _convert_trl_conversational,
-        _columns("chosen", "rejected"),
-        _type_is("chosen", list, "a list of messages"),
+        _renamed(_TRL_COLUMNS, "chosen", "rejected"),
+        _renamed_type_is(_TRL_COLUMNS, "chosen", list, "a list of messages"),
+        {"columns": tuple(_TRL_COLUMNS)},
     )
 )
 
@@ -282,45 +323,51 @@ def _label(row: dict, field: str = "label") -> bool:
 
 
 def _convert_trl_unpaired_standard(row: dict, source: DataSource) -> dict:
+    c = _trl_columns(source, _TRL_UNPAIRED_COLUMNS)
     canonical = {
-        "prompt": _with_system([{"role": "user", "content": _text(row, "prompt")}], row, "system"),
-        "completion": _answer(_text(row, "completion"), "completion"),
-        "label": _label(row),
+        "prompt": _with_system([{"role": "user", "content": _text(row, c["prompt"])}], row, c["system"]),
+        "completion": _answer(_text(row, c["completion"]), c["completion"]),
+        "label": _label(row, c["label"]),
         "plain": True,
     }
-    return _with_tools(canonical, row, "tools")
+    return _with_tools(canonical, row, c["tools"])
 
 
 _register(
     Format(
         "trl_unpaired_standard",
         "unpaired",
-        "TRL unpaired: prompt, completion as plain strings, label (true: desirable); optional system, tools",
+        "TRL unpaired: prompt, completion as plain strings, label (true: desirable); optional system, tools; "
+        "renamed by `columns`",
         _convert_trl_unpaired_standard,
-        _columns("prompt", "completion", "label"),
-        _type_is("completion", str, "a string"),
+        _renamed(_TRL_UNPAIRED_COLUMNS, "prompt", "completion", "label"),
+        _renamed_type_is(_TRL_UNPAIRED_COLUMNS, "completion", str, "a string"),
+        {"columns": tuple(_TRL_UNPAIRED_COLUMNS)},
     )
 )
 
 
 def _convert_trl_unpaired_conversational(row: dict, source: DataSource) -> dict:
+    c = _trl_columns(source, _TRL_UNPAIRED_COLUMNS)
     canonical = {
-        "prompt": _with_system(_messages(row, "prompt"), row, "system"),
-        "completion": _nonempty_completion(_messages(row, "completion"), "completion"),
-        "label": _label(row),
+        "prompt": _with_system(_messages(row, c["prompt"]), row, c["system"]),
+        "completion": _nonempty_completion(_messages(row, c["completion"]), c["completion"]),
+        "label": _label(row, c["label"]),
         "plain": False,
     }
-    return _with_tools(canonical, row, "tools")
+    return _with_tools(canonical, row, c["tools"])
 
 
 _register(
     Format(
         "trl_unpaired_conversational",
         "unpaired",
-        "TRL unpaired conversational: prompt, completion as message lists, label; optional system, tools",
+        "TRL unpaired conversational: prompt, completion as message lists, label; optional system, tools; "
+        "renamed by `columns`",
         _convert_trl_unpaired_conversational,
-        _columns("prompt", "completion", "label"),
-        _type_is("completion", list, "a list of messages"),
+        _renamed(_TRL_UNPAIRED_COLUMNS, "prompt", "completion", "label"),
+        _renamed_type_is(_TRL_UNPAIRED_COLUMNS, "completion", list, "a list of messages"),
+        {"columns": tuple(_TRL_UNPAIRED_COLUMNS)},
     )
 )
 
@@ -757,6 +804,16 @@ def check_options(fmt: Format, source: DataSource) -> None:
                     )
 
 
+def _reads_options(fmt: Format, source: DataSource, options: list[str]) -> bool:
+    """Whether `fmt` reads every key of the options the source sets (`columns.query` is alpaca's, not
+    trl_standard's, though both read `columns`)."""
+    for name in options:
+        keys = fmt.options[name]
+        if keys is not None and not set(getattr(source, name)) <= set(keys):
+            return False
+    return True
+
+
 def detect_format(row: dict[str, Any], origin: str, source: DataSource | None = None) -> Format:
     """The one format whose reader accepts `row` (the source's first row), among those reading its options.
 
@@ -767,6 +824,8 @@ def detect_format(row: dict[str, Any], origin: str, source: DataSource | None = 
     options = given_options(source)
     candidates = [fmt for fmt in FORMATS.values() if set(options) <= fmt.options.keys()]
     found = [fmt for fmt in candidates if fmt.matches(row, source)]
+    if len(found) > 1:  # several read these options; keep those that read every key given
+        found = [fmt for fmt in found if _reads_options(fmt, source, options)] or found
     if len(found) == 1:
         return found[0]
     columns = ", ".join(sorted(row)) or "(none)"

@@ -100,7 +100,7 @@ class Batch:
     score_index: torch.Tensor  # [S] flat index row*T + t of each position that predicts a scored token
     score_labels: torch.Tensor  # [S] the token predicted there
     score_seq: torch.Tensor  # [S] which sequence the scored token belongs to (its tokens in order)
-    num_pairs: int  # B, examples in the batch (pairs, or unpaired examples)
+    num_examples: int  # B, examples in the batch (pairs, or unpaired examples)
     num_sequences: int  # 2B paired; B or 2B unpaired
     segments: Segments | None = None  # the masked layouts' attention; None: padded rows, causal under token_mask
     labels: torch.Tensor | None = None  # [B] bool, unpaired: desirable completion
@@ -133,13 +133,13 @@ class Batch:
         return int(self.token_mask.sum())
 
 
-def sequences_of(examples: list[dict], kl: bool = False) -> list[tuple[list[int], list[int]]]:
+def sequences_of(examples: list[dict], kl_completions: bool = False) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, scored ids) of every sequence of a batch, in the numbering the module docstring gives."""
     if "chosen_ids" in examples[0]:
         sequences = [(ex["prompt_ids"], ex["chosen_ids"]) for ex in examples]
         return sequences + [(ex["prompt_ids"], ex["rejected_ids"]) for ex in examples]
     sequences = [(ex["prompt_ids"], ex["completion_ids"]) for ex in examples]
-    if kl:
+    if kl_completions:  # KTO's KL estimate: each prompt with another example's completion
         shifted = examples[-1:] + examples[:-1]
         sequences += [(ex["prompt_ids"], other["completion_ids"]) for ex, other in zip(examples, shifted, strict=True)]
     return sequences
@@ -154,9 +154,9 @@ def _example_columns(examples: list[dict]) -> dict:
     return columns
 
 
-def padded(examples: list[dict], pad_id: int, kl: bool = False) -> Batch:
+def padded(examples: list[dict], pad_id: int, kl_completions: bool = False) -> Batch:
     """The reference layout: one row per sequence (prompt + answer), right-padded."""
-    sequences = sequences_of(examples, kl)
+    sequences = sequences_of(examples, kl_completions)
     width = max(len(p) + len(c) for p, c in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -179,7 +179,7 @@ def padded(examples: list[dict], pad_id: int, kl: bool = False) -> Batch:
         score_index=torch.tensor(score_index, dtype=torch.long),
         score_labels=torch.tensor(score_labels, dtype=torch.long),
         score_seq=torch.tensor(score_seq, dtype=torch.long),
-        num_pairs=len(examples),
+        num_examples=len(examples),
         num_sequences=len(sequences),
         end_index=torch.tensor(end_index, dtype=torch.long),
         **_example_columns(examples),
@@ -231,10 +231,10 @@ def _pack(groups: list[_Group], budget: int | None) -> list[list[_Group]]:
 
 
 def _masked_layout(
-    examples: list[dict], pad_id: int, kl: bool, *, share_prompts: bool, pack: bool, pack_length: int | None
+    examples: list[dict], pad_id: int, kl_completions: bool, *, share_prompts: bool, pack: bool, pack_length: int | None
 ) -> Batch:
     """Rows of prompt-sharing groups (or single sequences) and their attention blocks; see the module docstring."""
-    sequences = sequences_of(examples, kl)
+    sequences = sequences_of(examples, kl_completions)
     groups = _groups(sequences, share_prompts)
     rows = _pack(groups, pack_length) if pack else [[group] for group in groups]
     width = max(sum(len(group) for group in row) for row in rows)
@@ -281,30 +281,34 @@ def _masked_layout(
         score_index=torch.tensor([i for seq in score_index for i in seq], dtype=torch.long),
         score_labels=torch.tensor([y for seq in score_labels for y in seq], dtype=torch.long),
         score_seq=torch.tensor([s for s, seq in enumerate(score_labels) for _ in seq], dtype=torch.long),
-        num_pairs=len(examples),
+        num_examples=len(examples),
         num_sequences=len(sequences),
         end_index=torch.tensor(end_index, dtype=torch.long),
         **_example_columns(examples),
     )
 
 
-def packed(examples: list[dict], pad_id: int, kl: bool = False, pack_length: int | None = None) -> Batch:
+def packed(examples: list[dict], pad_id: int, kl_completions: bool = False, pack_length: int | None = None) -> Batch:
     """Sequences (prompt + answer each) packed into rows of at most `pack_length` tokens (default: the longest)."""
-    return _masked_layout(examples, pad_id, kl, share_prompts=False, pack=True, pack_length=pack_length)
+    return _masked_layout(examples, pad_id, kl_completions, share_prompts=False, pack=True, pack_length=pack_length)
 
 
-def prefix_shared(examples: list[dict], pad_id: int, kl: bool = False, pack_length: int | None = None) -> Batch:
+def prefix_shared(
+    examples: list[dict], pad_id: int, kl_completions: bool = False, pack_length: int | None = None
+) -> Batch:
     """One row per distinct prompt: the prompt once, then every answer to it (chosen, then rejected)."""
-    return _masked_layout(examples, pad_id, kl, share_prompts=True, pack=False, pack_length=None)
+    return _masked_layout(examples, pad_id, kl_completions, share_prompts=True, pack=False, pack_length=None)
 
 
-def prefix_shared_packed(examples: list[dict], pad_id: int, kl: bool = False, pack_length: int | None = None) -> Batch:
+def prefix_shared_packed(
+    examples: list[dict], pad_id: int, kl_completions: bool = False, pack_length: int | None = None
+) -> Batch:
     """Prefix-shared groups packed into rows of at most `pack_length` tokens (default: the longest group)."""
-    return _masked_layout(examples, pad_id, kl, share_prompts=True, pack=True, pack_length=pack_length)
+    return _masked_layout(examples, pad_id, kl_completions, share_prompts=True, pack=True, pack_length=pack_length)
 
 
-def _padded(examples: list[dict], pad_id: int, kl: bool = False, pack_length: int | None = None) -> Batch:
-    return padded(examples, pad_id, kl)
+def _padded(examples: list[dict], pad_id: int, kl_completions: bool = False, pack_length: int | None = None) -> Batch:
+    return padded(examples, pad_id, kl_completions)
 
 
 LAYOUTS = {
@@ -313,11 +317,10 @@ LAYOUTS = {
     "prefix_shared": prefix_shared,
     "prefix_shared_packed": prefix_shared_packed,
 }
-LAYOUT_NAMES = ("auto", *LAYOUTS)  # what data.layout accepts
 
 
 def make_batch(
-    examples, pad_id: int, layout: str = "padded", kl: bool = False, pack_length: int | None = None
+    examples, pad_id: int, layout: str = "padded", kl_completions: bool = False, pack_length: int | None = None
 ) -> Batch:
     """A batch from a list of tokenised examples (or a datasets.Dataset of them), in a resolved layout."""
-    return LAYOUTS[layout](list(examples), pad_id, kl, pack_length)
+    return LAYOUTS[layout](list(examples), pad_id, kl_completions, pack_length)

@@ -26,19 +26,20 @@ the check holds; the prompt then shows the model the history exactly as it will 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import datasets
 import jinja2
 
+from prefalign.config import DataConfig
 from prefalign.data.cache import code_version
-from prefalign.data.formats import Message
+from prefalign.data.formats import Message, tool_list
 from prefalign.data.load import DataError, DataReport
-from prefalign.data.templates import TEMPLATE_NAMES, TEMPLATES, end_of_turn_text
+from prefalign.data.templates import TEMPLATES, end_of_turn_text
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ class RenderSettings:
     max_length: int
     max_prompt_length: int | None
     max_completion_length: int | None
+
+
+def render_settings(config: DataConfig) -> RenderSettings:
+    """The data section's rendering keys: what training, `data check` and the sampled prompts all render with."""
+    return RenderSettings(config.template, config.max_length, config.max_prompt_length, config.max_completion_length)
 
 
 def end_of_turn_ids(tokenizer: Any) -> set[int]:
@@ -103,26 +109,13 @@ def _split_ids(tokenizer: Any) -> frozenset[int]:
 
 def parse_tools(value: Any) -> list[dict] | None:
     """A row's `tools` column (JSON text, "" when none) as the list apply_chat_template takes, or None."""
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"tools: not valid JSON ({exc})") from None
-    tools = [value] if isinstance(value, dict) else value
-    if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
-        raise ValueError("tools: expected a JSON list of tool definitions (objects)")
-    return tools or None
+    return tool_list(value) or None
 
 
 class Renderer:
     """Turns one canonical row into prompt_ids / chosen_ids / rejected_ids."""
 
     def __init__(self, tokenizer: Any, settings: RenderSettings):
-        if settings.template is not None and settings.template not in TEMPLATE_NAMES:
-            known = ", ".join(TEMPLATE_NAMES)
-            raise DataError(f"data.template: unknown template {settings.template!r}; known: {known}")
         self.tokenizer = tokenizer
         self.settings = settings
         self.eot_ids = end_of_turn_ids(tokenizer)
@@ -352,6 +345,17 @@ def _render_batch(batch: dict, *, renderer: Renderer) -> dict:
     return out
 
 
+def render_report(truncated: Sequence[bool], drops: Sequence[str]) -> DataReport:
+    """The rows rendering cut and those it dropped (by reason), from each row's `truncated` and `drop` ("": kept)."""
+    # Count only the rows that are kept: a row whose prompt was cut and then still filled max_length is
+    # dropped, and counting it as truncated too would report it twice.
+    report = DataReport(truncated=sum(1 for cut, drop in zip(truncated, drops, strict=True) if cut and not drop))
+    for reason in drops:
+        if reason:
+            report.dropped[str(reason)] = report.dropped.get(str(reason), 0) + 1
+    return report
+
+
 def tokenize_rows(
     rows: datasets.Dataset, tokenizer: Any, settings: RenderSettings, *, num_proc: int | None = None
 ) -> tuple[datasets.Dataset, DataReport]:
@@ -365,13 +369,7 @@ def tokenize_rows(
         num_proc=num_proc,
         desc="Tokenizing",
     )
-    # Count only the rows that are kept: a row whose prompt was cut and then still filled max_length is
-    # dropped, and counting it as truncated too would report it twice.
-    kept_truncated = zip(tokenized["truncated"], tokenized["drop"], strict=True)
-    report = DataReport(truncated=sum(1 for truncated, drop in kept_truncated if truncated and not drop))
-    for reason in tokenized["drop"]:
-        if reason:
-            report.dropped[reason] = report.dropped.get(reason, 0) + 1
+    report = render_report(tokenized["truncated"], tokenized["drop"])
     if report.dropped:
         tokenized = tokenized.filter(lambda drop: not drop, input_columns="drop")
     return tokenized.remove_columns(["drop"]), report

@@ -213,9 +213,6 @@ TEMPLATES: dict[str, ChatTemplate] = {
     )
 }
 
-# Every value `data.template` accepts, besides null (the tokenizer's template for message lists).
-TEMPLATE_NAMES: tuple[str, ...] = ("tokenizer", "none", *TEMPLATES)
-
 
 def end_of_turn_text(template: ChatTemplate, tokenizer: Any) -> str:
     return template.end_of_turn.replace("{eos}", tokenizer.eos_token or "")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
-from prefalign.model.reference import Reference, Rows
+from prefalign.data.shards import shard_batches
+from prefalign.model.reference import Reference
 from prefalign.objective import Objective
 from prefalign.training.metrics import MetricSums
 
 
 @torch.no_grad()
-def evaluate_pairs(
+def evaluate_held_out(
     scorer: torch.nn.Module,
     reference: Reference,
     dataset,
@@ -33,11 +35,10 @@ def evaluate_pairs(
     was_training = scorer.training
     scorer.eval()
     sums = MetricSums()
-    indices = list(range(rank, len(dataset), world))
-    for start in range(0, len(indices), batch_size):
-        rows = Rows(split, indices[start : start + batch_size])
-        batch = objective.batch(dataset.select(rows.indices), pad_id).to(device)
-        losses, metrics = objective(objective.score(scorer, batch), reference.logps(batch, rows), batch)
+    make_batch = functools.partial(objective.batch, pad_id=pad_id)
+    shards = shard_batches(dataset, make_batch, batch_size, device, rank=rank, world=world, split=split)
+    for rows, batch in shards:
+        losses, metrics = objective(objective.model_outputs(scorer, batch), reference.logps(batch, rows), batch)
         sums.add(losses, metrics)
     scorer.train(was_training)
     return sums

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-
-def _atomic_dir(target: Path, write: Callable[[Path], None]) -> Path:
-    """Write into a temp directory beside `target`, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
-    try:
-        write(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+from prefalign.atomic import write_atomically
 
 
 def save_adapter(model: nn.Module, tokenizer: Any, target: Path) -> Path:
@@ -33,7 +17,7 @@ def save_adapter(model: nn.Module, tokenizer: Any, target: Path) -> Path:
         model.save_pretrained(tmp, selected_adapters=["default"])
         tokenizer.save_pretrained(tmp)
 
-    return _atomic_dir(target, write)
+    return write_atomically(target, write)
 
 
 def merged_model(model: nn.Module) -> nn.Module:
@@ -48,4 +32,4 @@ def save_merged(model: nn.Module, tokenizer: Any, target: Path) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    return _atomic_dir(target, write)
+    return write_atomically(target, write)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from prefalign.losses.registry import LossOutput, register
+from prefalign.losses.shared import chosen_nll, per_token, smoothed_logistic
 
 
 @register(
@@ -41,8 +42,7 @@ def sigmoid(
     the paper's eq. 7. Under an f-divergence (f-DPO, Wang et al. 2023, arXiv:2309.16240, eq. 11) the
     log-ratios in h become f'(π/π_ref): `chosen_scores`/`rejected_scores`. Rewards are β·(log π − log π_ref).
     """
-    logits = beta * (chosen_scores - rejected_scores)
-    losses = -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
+    losses = smoothed_logistic(beta * (chosen_scores - rejected_scores), label_smoothing)
     return LossOutput(
         losses=losses,
         chosen_rewards=beta * chosen_logratios.detach(),
@@ -115,7 +115,7 @@ def ipo(
     intend (confirmed by them to TRL, whose `ipo` does the same), so β does not have to shrink with
     answer length. Rewards are unnormalised, β·(log π − log π_ref), as for every loss of the family.
     """
-    margin = chosen_scores / chosen_lengths.clamp(min=1) - rejected_scores / rejected_lengths.clamp(min=1)
+    margin = per_token(chosen_scores, chosen_lengths) - per_token(rejected_scores, rejected_lengths)
     losses = (margin - 1 / (2 * beta)) ** 2
     return LossOutput(losses=losses, **_rewards(beta, chosen_logratios, rejected_logratios))
 
@@ -240,10 +240,6 @@ def sppo_hard(chosen_logratios: torch.Tensor, rejected_logratios: torch.Tensor, 
     return LossOutput(losses=losses, **_rewards(beta, chosen_logratios, rejected_logratios))
 
 
-def _smoothed_logistic(delta: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    return -(1 - label_smoothing) * F.logsigmoid(delta) - label_smoothing * F.logsigmoid(-delta)
-
-
 @register(
     "aot",
     family="dpo",
@@ -273,7 +269,7 @@ def aot(
     """
     policy_sorted = torch.sort(policy_chosen_logps - policy_rejected_logps).values
     ref_sorted = torch.sort(ref_chosen_logps - ref_rejected_logps).values
-    losses = _smoothed_logistic(beta * (policy_sorted - ref_sorted), label_smoothing)
+    losses = smoothed_logistic(beta * (policy_sorted - ref_sorted), label_smoothing)
     return LossOutput(losses=losses, **_rewards(beta, chosen_logratios, rejected_logratios))
 
 
@@ -301,7 +297,7 @@ def aot_unpaired(
     """
     chosen_sorted = torch.sort(chosen_logratios).values
     rejected_sorted = torch.sort(rejected_logratios).values
-    losses = _smoothed_logistic(beta * (chosen_sorted - rejected_sorted), label_smoothing)
+    losses = smoothed_logistic(beta * (chosen_sorted - rejected_sorted), label_smoothing)
     return LossOutput(losses=losses, **_rewards(beta, chosen_logratios, rejected_logratios))
 
 
@@ -399,7 +395,7 @@ def sigmoid_norm(
 
     Rewards stay unnormalised, β·(log π − log π_ref), as TRL logs them.
     """
-    margin = chosen_scores / chosen_lengths.clamp(min=1) - rejected_scores / rejected_lengths.clamp(min=1)
+    margin = per_token(chosen_scores, chosen_lengths) - per_token(rejected_scores, rejected_lengths)
     losses = -F.logsigmoid(beta * margin)
     return LossOutput(losses=losses, **_rewards(beta, chosen_logratios, rejected_logratios))
 
@@ -417,5 +413,5 @@ def sft(policy_chosen_logps: torch.Tensor, chosen_lengths: torch.Tensor) -> Loss
     margin cannot be won only by pushing the rejected ones down. Averaged per pair, where TRL's
     `sft` term averages over all chosen tokens of the batch.
     """
-    nll = -policy_chosen_logps / chosen_lengths.clamp(min=1)
+    nll = chosen_nll(policy_chosen_logps, chosen_lengths)
     return LossOutput(losses=nll, metrics={"nll_loss": nll.detach()})

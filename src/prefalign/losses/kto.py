@@ -47,13 +47,13 @@ def kto(
     micro-batch has its own z0 (and so KTO's gradient depends on how a step is split, unlike DPO's).
     """
     logratios = policy_logps - ref_logps
-    kl = (policy_kl_logps - ref_kl_logps).mean().detach().clamp(min=0)
-    desirable = desirable_weight * (1 - torch.sigmoid(beta * (logratios - kl)))
-    undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (kl - logratios)))
+    kl_estimate = (policy_kl_logps - ref_kl_logps).mean().detach().clamp(min=0)
+    desirable = desirable_weight * (1 - torch.sigmoid(beta * (logratios - kl_estimate)))
+    undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (kl_estimate - logratios)))
     return LossOutput(
         losses=torch.where(labels, desirable, undesirable),
         chosen_rewards=beta * logratios.detach(),
-        metrics={"kl": kl.expand_as(logratios)},
+        metrics={"kl": kl_estimate.expand_as(logratios)},
     )
 
 

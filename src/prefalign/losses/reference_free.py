@@ -12,15 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from prefalign.losses.registry import LossOutput, register
-
-
-def _per_token(logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return logps / lengths.clamp(min=1)
-
-
-def _smoothed(logits: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    """−(1 − ε)·log σ(z) − ε·log σ(−z): a Bradley–Terry loss whose labels are flipped with probability ε."""
-    return -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
+from prefalign.losses.shared import chosen_nll, per_token, smoothed_logistic
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -59,9 +51,9 @@ def simpo(
     TRL's CPOTrainer with loss_type simpo also adds its `cpo_alpha` NLL term by default (CPO-SimPO);
     that is `loss: [simpo, sft]` here, and plain SimPO is TRL's `cpo_alpha=0`.
     """
-    chosen_rewards = beta * _per_token(policy_chosen_logps, chosen_lengths)
-    rejected_rewards = beta * _per_token(policy_rejected_logps, rejected_lengths)
-    losses = _smoothed(chosen_rewards - rejected_rewards - gamma, label_smoothing)
+    chosen_rewards = beta * per_token(policy_chosen_logps, chosen_lengths)
+    rejected_rewards = beta * per_token(policy_rejected_logps, rejected_lengths)
+    losses = smoothed_logistic(chosen_rewards - rejected_rewards - gamma, label_smoothing)
     return LossOutput(losses, chosen_rewards.detach(), rejected_rewards.detach())
 
 
@@ -93,9 +85,9 @@ def cpo(
     logs them; the NLL is reported as `nll_loss`.
     """
     logits = beta * (policy_chosen_logps - policy_rejected_logps)
-    nll = -_per_token(policy_chosen_logps, chosen_lengths)
+    nll = chosen_nll(policy_chosen_logps, chosen_lengths)
     return LossOutput(
-        losses=_smoothed(logits, label_smoothing) + cpo_alpha * nll,
+        losses=smoothed_logistic(logits, label_smoothing) + cpo_alpha * nll,
         chosen_rewards=beta * policy_chosen_logps.detach(),
         rejected_rewards=beta * policy_rejected_logps.detach(),
         metrics={"nll_loss": nll.detach()},
@@ -132,8 +124,8 @@ def orpo(
     per pair; TRL's ORPOTrainer (like the authors' code) takes one cross-entropy over every
     non-padding token of the chosen rows of the batch, prompt tokens included.
     """
-    chosen_avg = _per_token(policy_chosen_logps, chosen_lengths)
-    rejected_avg = _per_token(policy_rejected_logps, rejected_lengths)
+    chosen_avg = per_token(policy_chosen_logps, chosen_lengths)
+    rejected_avg = per_token(policy_rejected_logps, rejected_lengths)
     # An answer the policy is certain of (every token's log-prob rounds to 0) would have infinite odds
     # and a NaN gradient; capping the average just below 0 leaves every other value as it is.
     cap = -torch.finfo(chosen_avg.dtype).eps

@@ -35,6 +35,20 @@ LOSS_INPUTS = {
     "reward_rejected": "r(x, y_l)",
 }
 
+# Hyper-parameters a loss may take (keyword-only parameters), each the `method.*` field of that name.
+LOSS_HYPERPARAMS = (
+    "beta",
+    "label_smoothing",
+    "discopop_tau",
+    "gamma",
+    "cpo_alpha",
+    "orpo_lambda",
+    "desirable_weight",
+    "undesirable_weight",
+    "lm_coef",
+    "center_rewards_coefficient",
+)
+
 
 @dataclass(frozen=True)
 class LossOutput:
@@ -95,10 +109,29 @@ def register(
     def wrap(fn: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
         if name in LOSSES:
             raise ValueError(f"loss {name!r} registered twice")
+        _check_parameters(name, fn)
         LOSSES[name] = LossSpec(name, fn, family, needs_reference, paper, paired, length_normalised, per_pair, check)
         return fn
 
     return wrap
+
+
+def _check_parameters(name: str, fn: Callable[..., LossOutput]) -> None:
+    """A misspelt input or hyper-parameter fails here, when the loss module is imported, not at the first step."""
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind is inspect.Parameter.KEYWORD_ONLY:
+            if param.name not in LOSS_HYPERPARAMS:
+                raise ValueError(
+                    f"loss {name!r}: keyword-only parameter {param.name!r} is not a hyper-parameter "
+                    f"(LOSS_HYPERPARAMS: {', '.join(LOSS_HYPERPARAMS)})"
+                )
+        elif param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise ValueError(f"loss {name!r}: *{param.name} cannot be matched to inputs; name each input")
+        elif param.name not in LOSS_INPUTS:
+            raise ValueError(
+                f"loss {name!r}: parameter {param.name!r} is not a loss input (LOSS_INPUTS: {', '.join(LOSS_INPUTS)}); "
+                "hyper-parameters go after `*`"
+            )
 
 
 def compute_loss(spec: LossSpec, tensors: dict[str, torch.Tensor], hyperparams: dict) -> LossOutput:

@@ -67,7 +67,7 @@ def heaviest_workload(train, pad_id: int, batch_size: int, layout: str, pack_len
     top = sorted(range(len(train)), key=cost.__getitem__, reverse=True)[: max(1, batch_size)]
     if kl and len(top) < 2:
         top = top * 2
-    batch = make_batch(train.select(top), pad_id, layout, kl=kl, pack_length=pack_length)
+    batch = make_batch(train.select(top), pad_id, layout, kl_completions=kl, pack_length=pack_length)
     rows, width = batch.input_ids.shape
     reread = 0
     if batch.segments is not None:
@@ -157,7 +157,7 @@ def plan_run(
     model = meta_model(config)
     shape = shape_of(model, config.model.lora.target_modules if config.model.lora else "all-linear")
     layout, pack_length = layout_for(config, model)
-    kl = make_objective(config.method).kl
+    kl = make_objective(config.method).kl_completions
     base = memory_settings(config, precision, reference_mode, **overrides)
 
     def plan(micro_batch: int, checkpointing: bool) -> MemoryPlan:

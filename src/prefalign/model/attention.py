@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prefalign.config import ConfigError
-from prefalign.data.layout import LAYOUT_NAMES, ONE_ROW, Segments
+from prefalign.data.layout import ONE_ROW, Segments
+from prefalign.model.unwrap import unwrap
+from prefalign.names import ConfigError
 
 SEGMENT_ATTENTION = "prefalign_sdpa"
 # Implementations that apply a masked layout's attention: ours, FlexAttention (block masks) and those that
@@ -37,19 +38,14 @@ _LAYOUT_ATTENTION = (SEGMENT_ATTENTION, "sdpa", "flex_attention", "eager")
 _SPARSE_ATTENTION = (SEGMENT_ATTENTION, "flex_attention")
 
 
-def _base(model: nn.Module) -> nn.Module:
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def attention_implementation(model: nn.Module) -> str:
     """The attention implementation a (possibly PEFT-wrapped) transformers model runs."""
-    return str(getattr(_base(model).config, "_attn_implementation", None) or "eager")
+    return str(getattr(unwrap(model).config, "_attn_implementation", None) or "eager")
 
 
 def sliding_window(model: nn.Module) -> bool:
     """Whether some layer attends through a sliding window, which a layout's mask given as it is would not apply."""
-    config = _base(model).config.get_text_config()
+    config = unwrap(model).config.get_text_config()
     layer_types = getattr(config, "layer_types", None)
     if layer_types is not None:
         return any("sliding" in kind for kind in layer_types)
@@ -64,7 +60,7 @@ def takes_layouts(model: nn.Module) -> bool:
 def use_segment_attention(model: nn.Module) -> None:
     """Switch an SDPA model to the segment attention, in place. Batches without segments still run transformers'
     SDPA, so generation and padded rows are unchanged; the implementation name is not saved with the model."""
-    base = _base(model)
+    base = unwrap(model)
     if attention_implementation(base) == "sdpa" and not sliding_window(base):
         _register()
         base.set_attn_implementation(SEGMENT_ATTENTION)
@@ -77,8 +73,6 @@ def resolve_layout(layout: str, model: nn.Module) -> str:
     prefix_shared_packed runs each prompt once and no padding (benchmarks/speed.py measures what it saves against
     TRL's padded rows). An explicit masked layout on an attention that cannot apply it is an error.
     """
-    if layout not in LAYOUT_NAMES:
-        raise ConfigError(f"data.layout: unknown layout {layout!r}; known: {', '.join(LAYOUT_NAMES)}")
     if layout == "auto":
         return "prefix_shared_packed" if takes_layouts(model) else "padded"
     if layout != "padded" and not takes_layouts(model):
@@ -124,7 +118,7 @@ def as_model_reads(model: nn.Module, mask: torch.Tensor) -> torch.Tensor:
     the mask to the scores; SDPA takes the boolean mask (True = attend) as it is."""
     if mask.dim() != 4 or mask.dtype != torch.bool or attention_implementation(model) != "eager":
         return mask
-    dtype = _base(model).get_input_embeddings().weight.dtype
+    dtype = unwrap(model).get_input_embeddings().weight.dtype
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 

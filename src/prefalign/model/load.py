@@ -13,6 +13,7 @@ from torch import nn
 
 from prefalign.config import ModelConfig
 from prefalign.model.builtin import builtin_gguf, converted_dir, converted_gguf, hub_id
+from prefalign.model.unwrap import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,7 @@ def apply_train_options(model: nn.Module, *, gradient_checkpointing: bool = Fals
     Only the backbone is compiled, in place (`nn.Module.compile`): parameter names, the PEFT wrapper and
     what is saved stay the same, and the LM head keeps running chunk by chunk outside the compiled graph.
     """
-    get_base = getattr(model, "get_base_model", None)
-    base = get_base() if callable(get_base) else model
+    base = unwrap(model)
     if gradient_checkpointing:
         kwargs = {"use_reentrant": False}
         enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.x's name

@@ -12,24 +12,15 @@ Training and evaluation say which examples a batch holds (`Rows`); only the prec
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from prefalign.data.layout import Batch
-from prefalign.logps import PLAIN, LogpsOptions, SequenceLogps, SequenceScorer, sequence_logps
+from prefalign.data.shards import Rows
 from prefalign.model.load import REFERENCE_ADAPTER
-
-
-@dataclass(frozen=True)
-class Rows:
-    """The examples a batch holds: their split ("train", "eval") and their indices in its dataset, in batch order."""
-
-    split: str
-    indices: Sequence[int]
+from prefalign.scoring.logps import PLAIN, LogpsOptions, SequenceLogps, SequenceScorer, sequence_logps
 
 
 class Reference:

@@ -26,22 +26,21 @@ import gc
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prefalign.config import RunConfig
+from prefalign.atomic import write_atomically
+from prefalign.config import ModelConfig
 from prefalign.data.layout import Batch
-from prefalign.logps import LogpsOptions, SequenceLogps, SequenceScorer, sequence_logps
+from prefalign.data.shards import shard_batches
 from prefalign.model.builtin import cache_dir
 from prefalign.model.load import load_base, resolve_path
 from prefalign.model.reference import AdapterReference, ModelReference, Reference, Rows
-from prefalign.objective import Objective
+from prefalign.scoring.logps import LogpsOptions, SequenceLogps, SequenceScorer, sequence_logps
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +133,10 @@ def _files(path: str, revision: str | None) -> dict[str, Any] | None:
     return {"path": str(folder.resolve()), "files": entries}
 
 
-def reference_fingerprint(config: RunConfig) -> dict[str, Any] | None:
+def reference_fingerprint(model: ModelConfig, reference_path: str | None) -> dict[str, Any] | None:
     """What the precomputed reference is, as a JSON-able description; None when it cannot be told from disk."""
-    model = config.model
-    if config.reference.path:  # load_base(config.model, reference.path)
-        files = _files(resolve_path(config.reference.path), model.revision)
+    if reference_path:  # load_base(model, reference_path)
+        files = _files(resolve_path(reference_path), model.revision)
         described = {"model": files, "revision": model.revision, "dtype": model.dtype}
     else:  # the starting policy: the base model, with the SFT adapter if there is one
         files = _files(resolve_path(model.path), model.revision)
@@ -170,7 +168,7 @@ def data_fingerprint(dataset) -> str:
 
 
 def _logps_code() -> str:
-    return hashlib.sha256((Path(__file__).parents[1] / "logps.py").read_bytes()).hexdigest()[:16]
+    return hashlib.sha256((Path(__file__).parents[1] / "scoring" / "logps.py").read_bytes()).hexdigest()[:16]
 
 
 def cache_key(reference: dict[str, Any], data: str, options: LogpsOptions, precision: str, device: str) -> str:
@@ -205,39 +203,22 @@ def _write(path: Path, logps: torch.Tensor, lengths: torch.Tensor, metadata: dic
     run never leaves half a file under a key)."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file({"logps": logps.contiguous(), "lengths": lengths.contiguous()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    tensors = {"logps": logps.contiguous(), "lengths": lengths.contiguous()}
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), directory=False)
 
 
 @torch.no_grad()
-def score_dataset(
-    reference: Reference,
-    dataset,
-    objective: Objective,
-    batch_size: int,
-    pad_id: int,
-    device: torch.device | str,
-    *,
-    rank: int = 0,
-    world: int = 1,
+def score_batches(
+    reference: Reference, batches: Iterable[tuple[Rows, Batch]]
 ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-    """(indices, [n, k] log-probs, [n, k] token counts) of this process's share of `dataset`, in batches of the
-    objective's layout."""
-    indices = list(range(rank, len(dataset), world))
-    logps, lengths = [], []
-    for start in range(0, len(indices), batch_size):
-        part = indices[start : start + batch_size]
-        batch = objective.batch(dataset.select(part), pad_id).to(device)
+    """(indices, [n, k] log-probs, [n, k] token counts) of the examples of `batches` (`data.shards.shard_batches`:
+    this process's share of a dataset)."""
+    indices, logps, lengths = [], [], []
+    for rows, batch in batches:
         out = reference.logps(batch)
-        logps.append(out.logps.float().reshape(-1, len(part)).T.cpu())
-        lengths.append(out.lengths.reshape(-1, len(part)).T.cpu())
+        indices.extend(rows.indices)
+        logps.append(out.logps.float().reshape(-1, len(rows.indices)).T.cpu())
+        lengths.append(out.lengths.reshape(-1, len(rows.indices)).T.cpu())
     if not indices:
         return [], torch.zeros(0, 0), torch.zeros(0, 0, dtype=torch.long)
     return indices, torch.cat(logps), torch.cat(lengths)
@@ -255,15 +236,15 @@ def _assemble(shares: list[tuple[list[int], torch.Tensor, torch.Tensor]], size: 
 
 @contextmanager
 def _reference_for_pass(
-    config: RunConfig, scorer: SequenceScorer, options: LogpsOptions, device
+    model_config: ModelConfig, reference_path: str | None, scorer: SequenceScorer, options: LogpsOptions, device
 ) -> Iterator[Reference]:
     """The reference the live modes would use, for the one pass; a separately loaded model is freed after it."""
     was_training = scorer.training
     scorer.eval()  # no dropout in the reference
     try:
-        if config.reference.path:
-            log.info("loading the reference model %s", config.reference.path)
-            model = load_base(config.model, config.reference.path).to(device)
+        if reference_path:
+            log.info("loading the reference model %s", reference_path)
+            model = load_base(model_config, reference_path).to(device)
             try:
                 yield ModelReference(model, scorer.chunk_size, options)
             finally:
@@ -271,7 +252,7 @@ def _reference_for_pass(
                 gc.collect()
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-        elif config.model.lora is not None:
+        elif model_config.lora is not None:
             yield AdapterReference(scorer, options)  # the base (or the SFT adapter): no second copy
         else:
             yield _StartingPolicy(scorer, options)
@@ -280,26 +261,30 @@ def _reference_for_pass(
 
 
 def precomputed_reference(
-    config: RunConfig,
+    model: ModelConfig,
+    reference_path: str | None,
     scorer: SequenceScorer,
-    objective: Objective,
+    make_batch: Callable[[Any], Batch],
+    options: LogpsOptions,
     datasets: dict[str, Any],
-    pad_id: int,
+    *,
+    batch_size: int,
+    precision: str,
     accelerator=None,
 ) -> CachedReference:
     """Reference log-probs of every example of `datasets` (split name -> dataset or None), from the cache or
-    from one pass of the reference, which is then written to the cache. Call it before training: under
-    full fine-tuning and LoRA the reference is the starting policy."""
+    from one pass of the reference (`reference_path`, else the starting policy of `model`), which is then written
+    to the cache. `make_batch` builds the run's batches from examples; of `options` only ld_alpha applies (WPO
+    weights come from the policy). Call it before training: under full fine-tuning and LoRA the reference is the
+    starting policy."""
     from accelerate.utils import gather_object
 
     device = accelerator.device if accelerator else next(scorer.parameters()).device
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    options = LogpsOptions(ld_alpha=objective.logps_options.ld_alpha)  # WPO weights come from the policy only
-    precision = config.train.mixed_precision
-    batch_size = config.train.eval_batch_size or config.train.batch_size
+    options = LogpsOptions(ld_alpha=options.ld_alpha)
 
     def path_for(split: str) -> Path | None:
-        fingerprint = reference_fingerprint(config)
+        fingerprint = reference_fingerprint(model, reference_path)
         if fingerprint is None:
             return None
         return cache_path(cache_key(fingerprint, data[split], options, precision, torch.device(device).type))
@@ -316,9 +301,10 @@ def precomputed_reference(
             missing[split] = datasets[split]
     if missing:
         autocast = accelerator.autocast() if accelerator else nullcontext()
-        with _reference_for_pass(config, scorer, options, device) as reference, autocast:
+        with _reference_for_pass(model, reference_path, scorer, options, device) as reference, autocast:
             for split, dataset in missing.items():
-                own = score_dataset(reference, dataset, objective, batch_size, pad_id, device, rank=rank, world=world)
+                batches = shard_batches(dataset, make_batch, batch_size, device, rank=rank, world=world)
+                own = score_batches(reference, batches)
                 tables[split] = _assemble(gather_object([own]) if world > 1 else [own], len(dataset))
                 log.info("reference log-probs of %s computed: %d examples (%s)", split, len(dataset), reference.mode)
                 # After loading, a hub reference is in the local cache and can be fingerprinted.

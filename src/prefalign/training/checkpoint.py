@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from dataclasses import asdict, dataclass
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from prefalign.atomic import write_atomically
 
 
 @dataclass
@@ -48,20 +49,16 @@ def save_checkpoint(
     keep: int,
 ) -> Path:
     """Write checkpoints/step-N atomically (main process) and prune all but the newest `keep`."""
-    final = root / f"step-{state.step}"
-    tmp = root / f".tmp-step-{state.step}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, tmp / "trainable.safetensors")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    for rank, rng in enumerate(rng_states):
-        torch.save(rng, tmp / f"rng-{rank}.pt")
-    (tmp / "state.json").write_text(json.dumps(asdict(state)))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, tmp / "trainable.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        for rank, rng in enumerate(rng_states):
+            torch.save(rng, tmp / f"rng-{rank}.pt")
+        (tmp / "state.json").write_text(json.dumps(asdict(state)))
+
+    final = write_atomically(root / f"step-{state.step}", write)
     for old in sorted(checkpoints(root), key=_step)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -6,6 +6,9 @@ micro-batch's summed loss by 1 / (examples in the whole step), so batch 8 × acc
 and 2 processes × batch 4 all give the same gradient (for every loss but the ones that look across a
 micro-batch: KTO's KL estimate and AOT's sorting are taken per micro-batch). The data position is
 the (epoch, step) pair, so a resumed run draws exactly the batches the uninterrupted run would have drawn.
+
+The loop only runs steps; what is logged, shown, watched or reported listens to its events
+(training.events): start, step, log, eval, checkpoint, end.
 """
 
 from __future__ import annotations
@@ -15,27 +18,32 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from prefalign.config import TrainConfig
-from prefalign.eval.evaluate import evaluate_pairs
+from prefalign.eval.evaluate import evaluate_held_out
 from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
-from prefalign.training.checkpoint import (
-    TrainState,
-    latest_checkpoint,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-)
-from prefalign.training.metrics import MetricsLog, MetricSums
-from prefalign.training.watch import Finding, LikelihoodWatch
+from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
+from prefalign.training.events import Events
+from prefalign.training.metrics import MetricSums, reduce_sum
+
+
+@dataclass
+class Training:
+    """What the loop trains and on what: the scorer (policy or reward model), its reference, objective and data."""
+
+    scorer: torch.nn.Module
+    reference: Reference
+    objective: Objective
+    train_data: Any
+    eval_data: Any | None
+    pad_id: int
 
 
 @dataclass
@@ -45,7 +53,6 @@ class LoopResult:
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
     history: list[dict] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
 
 
 def plan(num_examples: int, cfg: TrainConfig, world: int) -> tuple[int, int]:
@@ -68,169 +75,125 @@ def micro_batches(indices: list[int], rank: int, world: int, batch_size: int) ->
     return [part for part in np.array_split(own, count) if len(part)]
 
 
-def fit(
-    *,
-    accelerator: Accelerator,
-    scorer: torch.nn.Module,
-    reference: Reference,
-    objective: Objective,
-    train_data,
-    eval_data,
-    pad_id: int,
-    cfg: TrainConfig,
-    run_dir: Path,
-    console: Console | None = None,
-) -> LoopResult:
-    console = console or Console()
-    world, rank = accelerator.num_processes, accelerator.process_index
-    is_main = accelerator.is_main_process
-    steps_per_epoch, total_steps = plan(len(train_data), cfg, world)
+def next_step_examples(state: TrainState, num_examples: int, cfg: TrainConfig, world: int) -> list[int]:
+    """The examples of the next optimizer step, moving `state` to the next epoch when this one is used up."""
+    steps_per_epoch, _ = plan(num_examples, cfg, world)
     global_batch = cfg.batch_size * cfg.grad_accum * world
-    params = [p for p in scorer.parameters() if p.requires_grad]
+    while True:
+        if state.step_in_epoch >= steps_per_epoch:
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+        indices = step_examples(num_examples, cfg.seed, state.epoch, state.step_in_epoch, global_batch)
+        if len(indices) >= world:
+            return indices
+        state.epoch, state.step_in_epoch = state.epoch + 1, 0  # too few examples left to give every process one
 
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, total_steps: int):
+    """(optimizer, LR scheduler with warm-up)."""
     from transformers import get_scheduler
 
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[cfg.schedule]
-    scheduler = get_scheduler(
-        schedule,
-        optimizer,
-        num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
-    scorer, optimizer = accelerator.prepare(scorer, optimizer)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
+    return optimizer, get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def accumulate(accelerator: Accelerator, scorer: torch.nn.Module, training: Training, parts, step_size: int):
+    """Forward and backward over this process's micro-batches of one step: (metric sums, tokens, scored tokens).
+
+    Gradients are synchronised across processes on the last micro-batch only.
+    """
+    world = accelerator.num_processes
+    sums, tokens, scored = MetricSums(), 0, 0
+    for i, part in enumerate(parts):
+        rows = part.tolist()
+        batch = training.objective.batch(training.train_data.select(rows), training.pad_id).to(accelerator.device)
+        ref_logps = training.reference.logps(batch, Rows("train", rows))
+        with nullcontext() if i == len(parts) - 1 else accelerator.no_sync(scorer):
+            policy_out = training.objective.model_outputs(scorer, batch)  # log-probs, or a reward model's rewards
+            losses, metrics = training.objective(policy_out, ref_logps, batch)
+            # Sum over examples / examples in the whole step (× processes: DDP averages gradients).
+            accelerator.backward(losses.sum() * world / step_size)
+        sums.add(losses, metrics)
+        tokens += batch.num_tokens
+        scored += batch.num_scored_tokens
+    return sums, tokens, scored
+
+
+def held_out_metrics(accelerator: Accelerator, scorer: torch.nn.Module, training: Training, batch_size: int):
+    """Means over the held-out split, every process's share reduced together."""
+    sums = evaluate_held_out(
+        scorer, training.reference, training.eval_data, training.objective, batch_size, training.pad_id,
+        accelerator.device, rank=accelerator.process_index, world=accelerator.num_processes,
+    )  # fmt: skip
+    return sums.means(reduce_sum(accelerator))
+
+
+def checkpoint(accelerator: Accelerator, root: Path, state: TrainState, trainable, optimizer, scheduler, keep: int):
+    """Write checkpoints/step-N (main process) with every process's RNG; returns its path."""
+    rng_states = gather_object([rng_state()])  # every process's RNG, for dropout on resume
+    if accelerator.is_main_process:
+        save_checkpoint(root, state, trainable, optimizer, scheduler, rng_states, keep)
+    accelerator.wait_for_everyone()
+    return root / f"step-{state.step}"
+
+
+def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir: Path, events: Events) -> LoopResult:
+    world = accelerator.num_processes
+    steps_per_epoch, total_steps = plan(len(training.train_data), cfg, world)
+    params = [p for p in training.scorer.parameters() if p.requires_grad]
+    optimizer, scheduler = make_optimizer(params, cfg, total_steps)
+    scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
     trainable = {n: p for n, p in accelerator.unwrap_model(scorer).named_parameters() if p.requires_grad}
-
-    log = MetricsLog(run_dir / "metrics.jsonl", enabled=is_main)
-    checkpoint_root = run_dir / "checkpoints"
+    checkpoints = run_dir / "checkpoints"
     state = TrainState()
-    if cfg.resume and (last := latest_checkpoint(checkpoint_root)) is not None:
-        state = load_checkpoint(last, trainable, optimizer, scheduler, rank)
-        log.truncate_after(state.step)
-        if is_main:
-            console.print(f"Resuming from {last} (step {state.step} of {total_steps})")
-
+    if cfg.resume and (last := latest_checkpoint(checkpoints)) is not None:
+        state = load_checkpoint(last, trainable, optimizer, scheduler, accelerator.process_index)
     result = LoopResult(state)
-    device = accelerator.device
-    eval_batch_size = cfg.eval_batch_size or cfg.batch_size
 
-    def run_eval() -> None:
-        sums = evaluate_pairs(
-            scorer,
-            reference,
-            eval_data,
-            objective,
-            eval_batch_size,
-            pad_id,
-            device,
-            rank=rank,
-            world=world,
-        )
-        metrics = sums.means(reduce=lambda t: accelerator.reduce(t.to(device), "sum"))
-        record = {
-            "step": state.step,
-            "epoch": round(state.step / steps_per_epoch, 4),
-            "split": "eval",
-            **metrics,
-        }
-        log.write(record)
+    def evaluate() -> None:
+        metrics = held_out_metrics(accelerator, scorer, training, cfg.eval_batch_size or cfg.batch_size)
+        record = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "split": "eval", **metrics}
         result.history.append(record)
-        result.last_eval = metrics
-        result.last_eval_step = state.step
+        result.last_eval, result.last_eval_step = metrics, state.step
+        events.eval(record)
 
-    progress = Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=not is_main,
-    )
-    task = progress.add_task("train", total=total_steps, completed=state.step, info="")
-    accuracy, margin = objective.headline
-    # Rewards relative to a reference show whether the chosen answers gain or only the rejected ones lose.
-    watch = LikelihoodWatch(accuracy) if objective.needs_reference and margin == "rewards/margins" else None
+    events.start(state.step, total_steps)
     scorer.train()
-    with progress:
-        while state.step < total_steps:
-            if state.step_in_epoch >= steps_per_epoch:
-                state.epoch, state.step_in_epoch = state.epoch + 1, 0
-            indices = step_examples(len(train_data), cfg.seed, state.epoch, state.step_in_epoch, global_batch)
-            if len(indices) < world:  # too few examples left to give every process one
-                state.epoch, state.step_in_epoch = state.epoch + 1, 0
-                continue
-            started = time.perf_counter()
-            sums, tokens, scored = MetricSums(), 0, 0
-            parts = micro_batches(indices, rank, world, cfg.batch_size)
-            for i, part in enumerate(parts):
-                batch = objective.batch(train_data.select(part.tolist()), pad_id).to(device)
-                ref_logps = reference.logps(batch, Rows("train", part.tolist()))
-                sync = i == len(parts) - 1
-                with nullcontext() if sync else accelerator.no_sync(scorer):
-                    policy_out = objective.score(scorer, batch)  # log-probs, or a reward model's rewards
-                    losses, metrics = objective(policy_out, ref_logps, batch)
-                    # Sum over examples / examples in the whole step (× processes: DDP averages gradients).
-                    accelerator.backward(losses.sum() * world / len(indices))
-                sums.add(losses, metrics)
-                tokens += batch.num_tokens
-                scored += batch.num_scored_tokens
-            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            state.step_in_epoch += 1
-            elapsed = time.perf_counter() - started
+    while state.step < total_steps:
+        indices = next_step_examples(state, len(training.train_data), cfg, world)
+        started = time.perf_counter()
+        parts = micro_batches(indices, accelerator.process_index, world, cfg.batch_size)
+        sums, tokens, scored = accumulate(accelerator, scorer, training, parts, len(indices))
+        grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.step_in_epoch += 1
+        elapsed = time.perf_counter() - started
+        events.step(state.step)
 
-            if state.step % cfg.log_every == 0 or state.step == total_steps:
-                metrics = sums.means(reduce=lambda t: accelerator.reduce(t.to(device), "sum"))
-                counts = accelerator.reduce(torch.tensor([tokens, scored], device=device), "sum").tolist()
-                record = {
-                    "step": state.step,
-                    "epoch": round(state.step / steps_per_epoch, 4),
-                    "split": "train",
-                    **metrics,
-                    "grad_norm": float(grad_norm),
-                    "lr": lr,
-                    "tokens_per_s": counts[0] / elapsed,
-                    "scored_tokens_per_s": counts[1] / elapsed,
-                    "examples_per_s": len(indices) / elapsed,
-                }
-                log.write(record)
-                result.history.append(record)
-                result.last_train = metrics
-                # A step of unpaired rows with only one label has no margin: show what there is.
-                shown = (("loss", "loss", ".4f"), (accuracy, "acc", ".2f"), (margin, "margin", ".3f"))
-                info = "  ".join(f"{label} {metrics[name]:{fmt}}" for name, label, fmt in shown if name in metrics)
-                progress.update(task, info=info)
-                if is_main and not console.is_terminal:
-                    console.print(f"step {state.step}/{total_steps}  {info}  {len(indices) / elapsed:.2f} examples/s")
-                for finding in watch.update(record) if watch else []:
-                    result.warnings.append(finding)
-                    if is_main:
-                        progress.console.print(f"[yellow]warning:[/yellow] {finding}")
-            progress.update(task, completed=state.step)
+        if state.step % cfg.log_every == 0 or state.step == total_steps:
+            metrics = sums.means(reduce_sum(accelerator))
+            counts = reduce_sum(accelerator)(torch.tensor([tokens, scored])).tolist()
+            record = {
+                "step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "split": "train", **metrics,
+                "grad_norm": float(grad_norm), "lr": lr, "tokens_per_s": counts[0] / elapsed,
+                "scored_tokens_per_s": counts[1] / elapsed, "examples_per_s": len(indices) / elapsed,
+            }  # fmt: skip
+            result.history.append(record)
+            result.last_train = metrics
+            events.log(record)
+        if training.eval_data is not None and cfg.eval_every and state.step % cfg.eval_every == 0:
+            evaluate()
+            scorer.train()
+        if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total_steps:
+            keep = cfg.keep_checkpoints
+            events.checkpoint(checkpoint(accelerator, checkpoints, state, trainable, optimizer, scheduler, keep))
 
-            if eval_data is not None and cfg.eval_every and state.step % cfg.eval_every == 0:
-                run_eval()
-                scorer.train()
-            if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total_steps:
-                rng_states = gather_object([rng_state()])  # every process's RNG, for dropout on resume
-                if is_main:
-                    save_checkpoint(
-                        checkpoint_root,
-                        state,
-                        trainable,
-                        optimizer,
-                        scheduler,
-                        rng_states,
-                        cfg.keep_checkpoints,
-                    )
-                accelerator.wait_for_everyone()
-
-    if eval_data is not None and result.last_eval_step != state.step:
-        run_eval()
-    result.state = state
+    if training.eval_data is not None and result.last_eval_step != state.step:
+        evaluate()
+    events.end(result)
     return result

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from accelerate import Accelerator
+
+from prefalign.training.events import Listener
 
 # Metrics that are the difference of two others' means, where no example has a value of its own: on unpaired
 # data an example has a chosen or a rejected reward, never both (TRL's KTO logs rewards/margins this way).
@@ -83,22 +87,39 @@ class MetricSums:
         return dict(sorted(means.items()))
 
 
-class MetricsLog:
+class MetricsLog(Listener):
+    """metrics.jsonl, a listener: every logged train step and every evaluation, one JSON object per line."""
+
     def __init__(self, path: Path, enabled: bool = True):
         self.path = path
         self.enabled = enabled
 
-    def truncate_after(self, step: int) -> None:
-        """On resume, forget what a killed run logged after its last checkpoint."""
-        if not self.enabled or not self.path.is_file():
-            return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+    def on_start(self, step: int, total_steps: int) -> None:
+        if self.enabled:  # on resume, forget what a killed run logged after its last checkpoint
+            truncate_jsonl_after(self.path, step)
+
+    def on_log(self, record: dict) -> None:
+        self.write(record)
+
+    def on_eval(self, record: dict) -> None:
+        self.write(record)
 
     def write(self, record: dict) -> None:
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+
+
+def truncate_jsonl_after(path: Path, step: int) -> None:
+    """Drop the lines of a JSONL log whose `step` is past `step`."""
+    if path.is_file():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def reduce_sum(accelerator: Accelerator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function that sums a tensor over the processes (moved to the device the process group reduces on)."""
+    return lambda tensor: accelerator.reduce(tensor.to(accelerator.device), "sum")
 
 
 def read_metrics(path: Path | str) -> list[dict]:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from prefalign.data.layout import Batch, Segments
-from prefalign.logps import SequenceScorer, _unwrap
+from prefalign.model.unwrap import unwrap
+from prefalign.scoring.logps import SequenceScorer
 
 
 @dataclass
@@ -43,7 +44,7 @@ class SequenceRewards:
 
 def ties_lm_head(model: nn.Module) -> bool:
     """Whether the model's LM head is its input embedding matrix (tie_word_embeddings)."""
-    config = _unwrap(model).config
+    config = unwrap(model).config
     return bool(getattr(config.get_text_config(), "tie_word_embeddings", False))
 
 
@@ -69,7 +70,7 @@ class RewardScorer(SequenceScorer):
 
     @property
     def head(self) -> nn.Module:
-        base = _unwrap(self.model)
+        base = unwrap(self.model)
         if not hasattr(base, "score"):
             raise ValueError(f"{type(base).__name__} has no `score` head: load it as a sequence-classification model")
         return base.score  # under PEFT, the trainable copy (modules_to_save) is what this wrapper calls
@@ -116,7 +117,7 @@ def sequence_rewards(scorer: nn.Module, batch: Batch, with_chosen_logps: bool = 
     inputs = dict(
         input_ids=batch.input_ids, position_ids=batch.position_ids, token_mask=batch.token_mask, segments=batch.segments
     )
-    b = batch.num_pairs
+    b = batch.num_examples
     if not with_chosen_logps:
         return SequenceRewards(scorer(**inputs, end_index=batch.end_index), b)
     chosen = batch.score_seq < b

@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from prefalign.data.layout import Batch, Segments
 from prefalign.model.attention import as_model_reads, attention_inputs, use_segment_attention
+from prefalign.model.unwrap import unwrap
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,6 @@ class SequenceLogps:
 
     def detach(self) -> SequenceLogps:
         return SequenceLogps(self.logps.detach(), self.lengths, self.num_examples, self.wpo_weights)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The transformers model under a PEFT wrapper (LoRA layers stay in place inside it)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
 
 
 def _logit_transform(config) -> tuple[float | None, float | None]:
@@ -186,7 +181,7 @@ class SequenceScorer(nn.Module):
     def __init__(self, model: nn.Module, chunk_size: int | None = None, segment_attention: bool = True):
         super().__init__()
         self.model = model
-        base = _unwrap(model)
+        base = unwrap(model)
         self.chunk_size = chunk_size or default_chunk_size(base.config.get_text_config().vocab_size)
         self.scale, self.softcap = _logit_transform(base.config)
         if segment_attention:
@@ -194,12 +189,12 @@ class SequenceScorer(nn.Module):
 
     @property
     def backbone(self) -> nn.Module:
-        base = _unwrap(self.model)
+        base = unwrap(self.model)
         return getattr(base, base.base_model_prefix)
 
     @property
     def lm_head(self) -> nn.Module:
-        return _unwrap(self.model).get_output_embeddings()
+        return unwrap(self.model).get_output_embeddings()
 
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """(weight, bias) of an LM head that is a plain linear layer; None for any other (a PEFT-wrapped or
@@ -302,7 +297,7 @@ def per_sequence(
     token_log_sum_sq: torch.Tensor | None = None,
 ) -> SequenceLogps:
     """Sum per-token log-probs [S] into per-sequence values by `batch.score_seq`."""
-    n, b = batch.num_sequences, batch.num_pairs
+    n, b = batch.num_sequences, batch.num_examples
     counts = torch.bincount(batch.score_seq, minlength=n)
     weighted = token_logps
     if options.ld_alpha is not None:

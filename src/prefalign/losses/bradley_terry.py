@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from prefalign.losses.registry import LossOutput, register
+from prefalign.losses.shared import chosen_nll
 
 
 @register(
@@ -43,7 +44,7 @@ def bradley_terry(
     if lm_coef > 0:
         if policy_chosen_logps is None or chosen_lengths is None:
             raise ValueError("bradley_terry: lm_coef > 0 needs the chosen answers' log-probs")
-        nll = -policy_chosen_logps / chosen_lengths.clamp(min=1)
+        nll = chosen_nll(policy_chosen_logps, chosen_lengths)
         losses = losses + lm_coef * nll
         metrics["nll_loss"] = nll.detach()
     return LossOutput(
