@@ -276,9 +276,9 @@ def run_prefalign(spec: dict) -> dict:
     seen: dict[str, Any] = {"steps": []}
     fit, step_examples = loop.fit, loop.step_examples
 
-    def recording_fit(**kwargs):
-        seen["train_data"], seen["scorer"] = kwargs["train_data"], kwargs["scorer"]
-        return fit(**kwargs)
+    def recording_fit(training, *args, **kwargs):  # run.Run.fit calls loop.fit(training, cfg, accelerator, ...)
+        seen["train_data"], seen["scorer"] = training.train_data, training.scorer
+        return fit(training, *args, **kwargs)
 
     def recording_step_examples(*args, **kwargs):
         indices = step_examples(*args, **kwargs)
