@@ -4,6 +4,7 @@
     python benchmarks/speed.py --cases lora --shapes balanced --steps 4 --warmup 1
     python benchmarks/speed.py --model tiny --max-length 256 --steps 3 --warmup 1 --precision fp32   # smoke run
     python benchmarks/speed.py --cases lora --shapes answer_heavy --profile   # where each engine's time goes
+    python benchmarks/speed.py --memory --precision fp32 --shapes prompt_heavy_long,answer_heavy_long   # issue 19
 
 For each case (LoRA, full fine-tuning) and data shape the script trains, each in its own subprocess so that peak
 resident memory (VmHWM) is the engine's own:
@@ -60,7 +61,20 @@ SHAPES = {  # share of (prompt, each answer) in a prompt + answer sequence; mult
     "prompt_heavy": (0.8, 0.2, True),
     "balanced": (0.5, 0.5, False),
     "answer_heavy": (0.2, 0.8, False),
+    # The same at 4× the tokens (--max-length × 4): where activations, not weights, set the peak (issue 19).
+    "prompt_heavy_long": (0.8, 0.2, True),
+    "answer_heavy_long": (0.2, 0.8, False),
 }
+DEFAULT_SHAPES = ("prompt_heavy", "balanced", "answer_heavy")  # the long ones need --shapes (12-24 GB for TRL)
+LONG = 4  # the _long shapes' length factor
+# --memory: the settings compared, per case and shape: (engine, gradient checkpointing, prefalign train.memory).
+MEMORY_VARIANTS = (
+    ("trl", False, None),
+    ("trl", True, None),
+    ("prefalign", False, "auto"),
+    ("prefalign", True, "off"),
+    ("prefalign", False, "off"),
+)
 ENGINES = ("trl", "prefalign", "prefalign-cached", "trl-cached")
 CACHED = ("prefalign-cached", "trl-cached")  # a fill run first scores the data with the reference; the next reuses it
 LR = {"lora": 5e-4, "full": 1e-5}  # prefalign's recipe learning rates, for both engines
@@ -88,7 +102,7 @@ def generate_rows(shape: str, count: int, max_length: int, seed: int) -> list[di
     """TRL conversational pairs whose prompt + answer takes ~45% of max_length (±40% per row)."""
     prompt_share, answer_share, multi_turn = SHAPES[shape]
     rng = random.Random(f"{shape}-{seed}")
-    mean = 0.45 * max_length
+    mean = 0.45 * max_length * (LONG if shape.endswith("_long") else 1)
     rows = []
     for _ in range(count):
         size = mean * rng.uniform(0.6, 1.4)
@@ -212,7 +226,8 @@ def prefalign_config(spec: dict) -> dict:
     return {
         "model": {"path": spec["model"], "dtype": "float32", "lora": dict(LORA) if lora else None},
         "reference": {"mode": reference},
-        "data": {"train": spec["data"], "max_length": spec["max_length"], "max_prompt_length": None,
+        "data": {"train": spec["data"], "max_length": spec["max_length"] * spec.get("length_factor", 1),
+                 "max_prompt_length": None,
                  "layout": spec.get("layout", "auto")},
         "method": {"loss": "sigmoid", "beta": 0.1, "rpo_alpha": None},
         "train": {
@@ -220,6 +235,7 @@ def prefalign_config(spec: dict) -> dict:
             "schedule": "constant", "warmup_ratio": 0.0, "max_grad_norm": 1.0, "seed": spec["seed"],
             "mixed_precision": "bf16" if spec["precision"] == "bf16" else "no",
             "gradient_checkpointing": spec["gradient_checkpointing"], "log_every": 1,
+            "memory": spec.get("memory") or "off",
         },
         "eval": {"generations": 0, "before": False},
         "output": {"dir": spec["run_dir"], "save": [], "overwrite": True},
@@ -260,9 +276,9 @@ def run_prefalign(spec: dict) -> dict:
     seen: dict[str, Any] = {"steps": []}
     fit, step_examples = loop.fit, loop.step_examples
 
-    def recording_fit(**kwargs):
-        seen["train_data"], seen["scorer"] = kwargs["train_data"], kwargs["scorer"]
-        return fit(**kwargs)
+    def recording_fit(training, *args, **kwargs):  # run.Run.fit calls loop.fit(training, cfg, accelerator, ...)
+        seen["train_data"], seen["scorer"] = training.train_data, training.scorer
+        return fit(training, *args, **kwargs)
 
     def recording_step_examples(*args, **kwargs):
         indices = step_examples(*args, **kwargs)
@@ -321,7 +337,7 @@ def run_trl(spec: dict) -> dict:
         optim="adamw_torch",  # prefalign's torch.optim.AdamW
         beta=0.1,
         loss_type=["sigmoid"],
-        max_length=spec["max_length"],
+        max_length=spec["max_length"] * spec.get("length_factor", 1),
         bf16=spec["precision"] == "bf16",
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=gc,  # TRL turns it on by default: set either way
@@ -402,6 +418,7 @@ def worker(spec_path: str) -> None:
 def run_engine(spec: dict, work: Path) -> dict:
     """One engine on one case and shape, in a fresh Python process."""
     name = f"{spec['engine']}-{spec['case']}-{spec['shape']}" + ("-fill" if spec.get("fill") else "")
+    name += f"-{spec['variant']}" if spec.get("variant") else ""
     spec = {**spec, "run_dir": str(work / name), "result": str(work / f"{name}.json")}
     spec_path = work / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -433,6 +450,7 @@ def summarise(result: dict, spec: dict, peak: float) -> dict:
     per_token = useful_flops_per_token(spec["case"], spec["engine"], result["parameters"])
     return {
         "engine": spec["engine"],
+        "variant": spec.get("variant", ""),
         "case": spec["case"],
         "shape": spec["shape"],
         "pairs_per_s": statistics.median(s["pairs"] / s["seconds"] for s in timed),
@@ -463,13 +481,38 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def variant_name(engine: str, checkpointing: bool, memory: str | None) -> str:
+    if engine == "trl":
+        return "checkpointing on" if checkpointing else "checkpointing off"
+    return "memory auto" if memory == "auto" else f"checkpointing {'on' if checkpointing else 'off'}"
+
+
+def _ratio(row: dict, base: dict | None, key: str) -> str:
+    return f"{row[key] / base[key]:.2f}×" if base and base is not row else ""
+
+
+def print_memory_table(rows: list[dict]) -> None:
+    """--memory: peak RSS and pairs/s per setting, each against TRL without and with its gradient checkpointing."""
+    print(f"{'engine':<10} {'setting':<18} {'case':<5} {'shape':<18} {'pairs/s':>8} {'peak RSS MiB':>12} "
+          f"{'×TRL RSS':>9} {'×TRL-ckpt RSS':>13} {'×TRL-ckpt pairs/s':>17}")  # fmt: skip
+    trl = {(r["case"], r["shape"], r["variant"]): r for r in rows if r["engine"] == "trl"}
+    for r in rows:
+        plain = trl.get((r["case"], r["shape"], "checkpointing off"))
+        ckpt = trl.get((r["case"], r["shape"], "checkpointing on"))
+
+        print(f"{r['engine']:<10} {r['variant']:<18} {r['case']:<5} {r['shape']:<18} {r['pairs_per_s']:>8.3f} "
+              f"{r['peak_rss_mib']:>12.0f} {_ratio(r, plain, 'peak_rss_mib'):>9} "
+              f"{_ratio(r, ckpt, 'peak_rss_mib'):>13} {_ratio(r, ckpt, 'pairs_per_s'):>17}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="builtin:, directory or hub id; 'tiny': a random "
                         "4-layer Llama built from a config (smoke runs)")  # fmt: skip
     parser.add_argument("--cases", default=",".join(CASES), help="comma list of: lora, full")
-    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma list of: {', '.join(SHAPES)}")
+    parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help=f"comma list of: {', '.join(SHAPES)} "
+                        f"(the _long ones at {LONG}× --max-length)")  # fmt: skip
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma list of: {', '.join(ENGINES)}")
     parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps per engine")
     parser.add_argument("--warmup", type=int, default=2, help="steps run first and not measured")
@@ -483,6 +526,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "with SDPA)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="profile the measured steps of each engine (slower: "
                         "report timings from a run without it); writes OUT/profile-ENGINE-CASE-SHAPE.txt")  # fmt: skip
+    parser.add_argument("--memory", action="store_true", help="the memory table instead: TRL with and without its "
+                        "gradient checkpointing, prefalign with train.memory auto and with checkpointing on and "
+                        "off (live reference, no cache); --engines is ignored")  # fmt: skip
     parser.add_argument("--out", default=str(REPO / "runs" / "speed"), help="where results.json is written")
     args = parser.parse_args(argv)
     if args.worker:
@@ -538,22 +584,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
             data = work / f"{shape}.jsonl"
             data.write_text("".join(json.dumps(row) + "\n" for row in generate_rows(shape, count, args.max_length,
                                                                                     args.seed)))  # fmt: skip
-            lengths = token_lengths(data, tokenizer, args.max_length)
+            max_length = args.max_length * (LONG if shape.endswith("_long") else 1)
+            lengths = token_lengths(data, tokenizer, max_length)
             longest = max(p + max(c, r) for p, c, r in lengths)
             # TRL's rendering is one token longer (a newline after the end-of-turn): keep both untruncated.
-            if longest + 1 > args.max_length:
+            if longest + 1 > max_length:
                 raise SystemExit(f"{shape}: a row has {longest} tokens; raise --max-length above {longest + 1}")
             prompt = statistics.mean(p for p, _, _ in lengths)
             answer = statistics.mean(c + r for _, c, r in lengths) / 2
             print(f"{shape}: {count} pairs, mean prompt {prompt:.0f} tokens, mean answer {answer:.0f} tokens, "
                   f"longest sequence {longest}", flush=True)  # fmt: skip
             for case in cases:
-                for engine in engines:
+                plain = [(engine, args.gradient_checkpointing, "off") for engine in engines]
+                variants = MEMORY_VARIANTS if args.memory else plain
+                for engine, checkpointing, memory in variants:
                     spec = {
                         "engine": engine, "case": case, "shape": shape, "model": model, "data": str(data),
                         "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
                         "max_length": args.max_length, "precision": args.precision, "seed": args.seed,
-                        "gradient_checkpointing": args.gradient_checkpointing, "layout": args.layout,
+                        "gradient_checkpointing": checkpointing, "layout": args.layout, "memory": memory,
+                        "length_factor": LONG if shape.endswith("_long") else 1,
+                        "variant": variant_name(engine, checkpointing, memory) if args.memory else "",
                         "cache_dir": str(work / f"cache-{engine}-{case}-{shape}"),
                         "profile": str(out / f"profile-{engine}-{case}-{shape}.txt") if args.profile else None,
                     }  # fmt: skip
@@ -580,7 +631,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parameters = rows[0]["parameters"] if rows else 0
     print(f"N = {parameters / 1e6:.1f}M parameters; MFU against the {args.precision} matmul peak "
           f"{peak / 1e9:.0f} GFLOP/s")  # fmt: skip
-    print_table(rows)
+    print_memory_table(rows) if args.memory else print_table(rows)
     (out / "results.json").write_text(json.dumps({"args": vars(args), "peaks": peaks, "rows": rows}, indent=1))
     print(f"\nresults: {out / 'results.json'}")
     return rows

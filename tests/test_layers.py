@@ -13,7 +13,7 @@ from prefalign.data.templates import TEMPLATES
 LAYERS = [
     ["prefalign.cli", "prefalign.__main__", "prefalign.docs"],
     ["prefalign.run", "prefalign"],  # the package's __init__ re-exports prefalign.train
-    ["prefalign.training", "prefalign.eval", "prefalign.export", "prefalign.report"],
+    ["prefalign.training", "prefalign.eval", "prefalign.export", "prefalign.report", "prefalign.memory"],
     ["prefalign.objective"],
     ["prefalign.model.reference", "prefalign.model.reference_cache"],  # reference strategies
     ["prefalign.scoring"],  # log-probs, rewards
@@ -21,7 +21,13 @@ LAYERS = [
     ["prefalign.data"],
     ["prefalign.config", "prefalign.dialects"],  # our schema, and other tools' configs translated into it
     ["prefalign.losses"],
-    ["prefalign.names", "prefalign.atomic", "prefalign.gguf_types", "prefalign.optimizers"],  # leaves
+    [
+        "prefalign.names",
+        "prefalign.atomic",
+        "prefalign.gguf_types",
+        "prefalign.optimizers",
+        "prefalign.sizes",
+    ],  # leaves
 ]
 
 ROOT = pathlib.Path(prefalign.__file__).parent

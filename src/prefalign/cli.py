@@ -489,6 +489,37 @@ def merge(
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     Console().print(f"Merged model written to [bold]{target}[/bold]")
+# --- prefalign plan (memory) ---------------------------------------------------------------------
+
+
+@app.command(name="plan", context_settings={"help_option_names": ["-h", "--help"]})
+def plan_command(config: ConfigPath, overrides: Overrides = None) -> None:
+    """Print the run's memory plan without training: peak memory per process (weights, gradients, optimizer
+    state, reference, activations, LM-head chunk) for the heaviest micro-batch of the tokenised data, the
+    budget, and what train.memory: auto would choose. Reads the model's config and the tokenizer, never its
+    weights. Exits 1 when the run cannot fit."""
+    import datasets
+
+    from prefalign.data import DataError, prepare_data
+    from prefalign.memory.display import plan_table
+    from prefalign.memory.run import plan_for_config
+
+    run_config, tokenizer, _ = _data_setup(config, overrides)
+    datasets.disable_progress_bars()
+    console = Console(highlight=False)
+    try:
+        data = prepare_data(run_config.data, tokenizer, run_config.train.seed, method=run_config.method)
+        run_plan = plan_for_config(run_config, data.train, tokenizer.pad_token_id)
+    except ConfigError as exc:  # nothing fits: the fixes are in the message
+        err.print(f"[red]does not fit:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except DataError as exc:
+        _fail(exc)
+    console.print(f"{config}: model {run_config.model.path} (config only, no weights)")
+    console.print(plan_table(run_plan))
+    console.print(f"train.memory {run_config.train.memory}: {run_plan.message}", soft_wrap=True)
+    if not run_plan.fits:
+        raise typer.Exit(1)
 
 
 def main() -> None:

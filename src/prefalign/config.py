@@ -27,6 +27,7 @@ from pydantic import (
 
 from prefalign.losses import LOSSES, LossSpec
 from prefalign.names import LAYOUT_NAMES, TEMPLATE_NAMES, ConfigError
+from prefalign.sizes import parse_size
 
 
 @dataclass(frozen=True)
@@ -516,6 +517,19 @@ class TrainConfig(_Section):
         description="Recompute each decoder layer's activations in backward instead of storing them: less "
         "memory, about a third more compute; the same losses and gradients.",
     )
+    memory: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: before loading the model, estimate the run's peak memory (`prefalign plan` prints the "
+        "plan) and, only when it would not fit train.memory_budget, split each step into smaller micro-batches "
+        "(the same gradient), then turn on gradient checkpointing; refuse to start, naming the fixes, when "
+        "nothing fits. off: run the settings as given (the plan is still printed, and a run that will not fit "
+        "is warned about).",
+    )
+    memory_budget: str | int | None = Field(
+        None,
+        description="Memory the run may use per process: 16GiB, 16 GB (10⁹ bytes), 16000MiB or bytes; null: the "
+        "device's free memory (GPU) or the available RAM (CPU).",
+    )
     compile: bool = Field(
         False,
         description="torch.compile the model's backbone (the decoder layers); the first steps and every new "
@@ -541,6 +555,13 @@ class TrainConfig(_Section):
         if (info.context or {}).get("machine", True) and (reason := unavailable_reason(name)):
             raise ValueError(reason)
         return name
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget_is_a_size(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_size(value)  # a ValueError naming the forms it takes
+        return value
 
 
 class EvalConfig(_Section):

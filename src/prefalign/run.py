@@ -31,6 +31,10 @@ from prefalign.eval.rewards import held_out_rewards
 from prefalign.export.card import model_card
 from prefalign.export.gguf_run import check_gguf_output, write_run_gguf
 from prefalign.export.save import merged_model, save_adapter, save_merged
+from prefalign.memory.allocator import return_freed_memory
+from prefalign.memory.display import plan_table
+from prefalign.memory.plan import apply_choice
+from prefalign.memory.run import plan_for_config
 from prefalign.model.attention import resolve_layout, resolve_pack_length
 from prefalign.model.load import (
     apply_train_options,
@@ -79,6 +83,7 @@ class RunResult:
     data: dict[str, int] = field(default_factory=dict)
     ignored_checkpoints: list[str] = field(default_factory=list)  # incomplete ones a resumed run passed over
     skipped_steps: list[int] = field(default_factory=list)  # non-finite steps left out (train.on_nonfinite: skip_step)
+    memory: dict | None = None  # the memory plan and what train.memory chose (memory.plan.RunPlan.as_dict)
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -152,7 +157,7 @@ def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, Seq
 class Run:
     """One training run as named stages; each takes what the earlier ones left on the run and can be called alone.
 
-    setup → data → models → reference → before → fit → after → export → summary
+    setup → data → memory → models → reference → before → fit → after → export → summary
     """
 
     def __init__(self, config: RunConfig, console: Console | None = None) -> None:
@@ -163,8 +168,8 @@ class Run:
 
     def stages(self) -> list[Callable[[], None]]:
         return [
-            self.setup, self.data, self.models, self.reference, self.before, self.fit, self.after, self.export,
-            self.summary,
+            self.setup, self.data, self.memory, self.models, self.reference, self.before, self.fit, self.after,
+            self.export, self.summary,
         ]  # fmt: skip
 
     def setup(self) -> None:
@@ -209,6 +214,21 @@ class Run:
             data["eval"] = len(self.prepared.eval) if self.prepared.eval is not None else 0
             data["lengths"] = length_percentiles({"train": self.prepared.train, "eval": self.prepared.eval})
             write_json_atomically(self.run_dir / "data.json", data)
+
+    def memory(self) -> None:
+        """The memory plan (`prefalign plan`), before any weight loads: printed, kept for result.json; with
+        train.memory auto the micro-batch and checkpointing that fit the budget, or a ConfigError naming the fixes."""
+        config, accelerator = self.config, self.accelerator
+        if accelerator.device.type == "cpu":
+            return_freed_memory()  # freed tensors leave the resident set (memory/allocator.py: -33% peak measured)
+        self.memory_plan = plan_for_config(
+            config, self.prepared.train, self.tokenizer.pad_token_id, device=accelerator.device,
+            world=accelerator.num_processes,
+        )  # fmt: skip
+        apply_choice(config, self.memory_plan)
+        if self.is_main:
+            self.console.print(plan_table(self.memory_plan))
+            self.console.print(f"train.memory {config.train.memory}: {self.memory_plan.message}", highlight=False)
 
     def models(self) -> None:
         """The trained model (a policy or a reward model), the scorer that runs it, and the objective."""
@@ -355,6 +375,7 @@ class Run:
             data=_data_counts(self.prepared.report),
             ignored_checkpoints=self.ignored_checkpoints,
             skipped_steps=loop.skipped_steps,
+            memory=self.memory_plan.as_dict(),
         )
         if not self.is_main:
             return
