@@ -474,6 +474,30 @@ def _fmt(metrics: dict[str, float] | None, name: str) -> str:
     return "—" if not metrics or name not in metrics else f"{metrics[name]:.3f}"
 
 
+_SUMMARY_ROWS = {  # the held-out metrics the summary shows, by what was trained: (metric, label)
+    "reward": (
+        ("accuracy", "accuracy (r_chosen > r_rejected)"),
+        ("margin", "reward margin (r_chosen − r_rejected)"),
+        ("mean_reward", "mean reward"),
+        ("loss", "loss"),
+    ),
+    "paired": (
+        ("preference_accuracy", "preference accuracy (length-normalised)"),
+        ("rewards/margins", "reward margin"),
+        ("rewards/accuracies", "reward accuracy"),
+        ("loss", "loss"),
+    ),
+    "unpaired": (  # no pair to rank, so each reward against its label
+        ("label_accuracy", "label accuracy (reward > 0 desirable, < 0 undesirable)"),
+        ("rewards/chosen", "reward of desirable answers"),
+        ("rewards/rejected", "reward of undesirable answers"),
+        ("rewards/margins", "reward margin"),
+        ("kl", "KL estimate (kto's reference point)"),
+        ("loss", "loss"),
+    ),
+}
+
+
 def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
     minutes, seconds = divmod(int(run.seconds), 60)
     console.rule(f"[bold]prefalign: {run.steps} steps in {minutes}m{seconds:02d}s")
@@ -482,28 +506,7 @@ def print_summary(console: Console, config: RunConfig, run: RunResult) -> None:
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
     reward_model = config.method.kind == "reward"
-    rows = (
-        ("accuracy", "accuracy (r_chosen > r_rejected)"),
-        ("margin", "reward margin (r_chosen − r_rejected)"),
-        ("mean_reward", "mean reward"),
-        ("loss", "loss"),
-    )
-    if not reward_model and config.method.paired:
-        rows = (
-            ("preference_accuracy", "preference accuracy (length-normalised)"),
-            ("rewards/margins", "reward margin"),
-            ("rewards/accuracies", "reward accuracy"),
-            ("loss", "loss"),
-        )
-    elif not reward_model:  # unpaired rows: no pair to rank, so each reward against its label
-        rows = (
-            ("label_accuracy", "label accuracy (reward > 0 desirable, < 0 undesirable)"),
-            ("rewards/chosen", "reward of desirable answers"),
-            ("rewards/rejected", "reward of undesirable answers"),
-            ("rewards/margins", "reward margin"),
-            ("kl", "KL estimate (kto's reference point)"),
-            ("loss", "loss"),
-        )
+    rows = _SUMMARY_ROWS["reward" if reward_model else "paired" if config.method.paired else "unpaired"]
     for name, label in rows:
         table.add_row(label, _fmt(run.before, name), _fmt(run.after, name))
     console.print(table)

@@ -134,7 +134,7 @@ LLAMAFACTORY_KEYS: dict[str, Rule] = {
     "mix_strategy": only_unset("several datasets are concatenated", "concat"),
     "packing": ignored("prefalign packs by data.layout auto"),
     "neat_packing": ignored("prefalign's packed layouts never attend across sequences"),
-    "plot_loss": ignored("prefalign writes every step's loss and metrics to metrics.jsonl"),
+    "plot_loss": ignored("prefalign draws the loss and every metric in RUN_DIR/report.html (from metrics.jsonl)"),
     "quantization_bit": quantization_bit,
     "quantization_method": ignored("bitsandbytes, what prefalign quantises with"),
     "quantization_type": ignored("read with quantization_bit: nf4"),

@@ -159,6 +159,13 @@ class NonFiniteError(FloatingPointError):
         self.step, self.metric = step, metric
 
 
+def skip_or_stop(metric: str, cfg: TrainConfig, step: int, optimizer, last_checkpoint: Path | None) -> None:
+    """train.on_nonfinite: stop raises; skip_step drops the step's gradient, so it makes no update."""
+    if cfg.on_nonfinite == "stop":
+        raise NonFiniteError(step, metric, last_checkpoint)
+    optimizer.zero_grad(set_to_none=True)  # the data moves on; the schedule too
+
+
 def nonfinite(accelerator: Accelerator, sums, grad_norm: float) -> str | None:
     """Which of the step's loss (on any process) and gradient norm is NaN or infinite, or None.
 
@@ -203,9 +210,7 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]
         if bad := nonfinite(accelerator, sums, float(grad_norm)):
-            if cfg.on_nonfinite == "stop":
-                raise NonFiniteError(state.step + 1, bad, latest_checkpoint(checkpoints))
-            optimizer.zero_grad(set_to_none=True)  # skip_step: no update from this step; the data moves on
+            skip_or_stop(bad, cfg, state.step + 1, optimizer, latest_checkpoint(checkpoints))
             result.skipped_steps.append(state.step + 1)
         optimizer.step()
         scheduler.step()
