@@ -209,10 +209,14 @@ def test_warmup_steps_sets_the_warm_up_in_steps():
 
 def test_train_command_refuses_what_it_cannot_honour_before_any_model_loads(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["train", str(CONFIGS / "axolotl/qwen2-dpo.yaml"), f"output.dir={run_dir}"]
+    text = (CONFIGS / "axolotl/qwen2-dpo.yaml").read_text()
+    config = tmp_path / "qwen2-dpo-ia3.yaml"
+    config.write_text(text + "adapter: ia3\n")  # an adapter kind prefalign does not train
+    args = ["train", str(config), f"output.dir={run_dir}"]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 2
-    assert "line 43: optimizer: 'adamw_bnb_8bit'" in out.output and "--lenient" in out.output
+    line = len(text.splitlines()) + 1
+    assert f"line {line}: adapter: 'ia3'" in out.output and "--lenient" in out.output
     assert not run_dir.exists()
     out = CliRunner().invoke(app, [*args, "--from", "unsloth"])
     assert out.exit_code == 2 and "--from unsloth: unknown; prefalign reads axolotl, llamafactory, trl" in out.output
