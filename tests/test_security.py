@@ -64,4 +64,6 @@ def test_remote_code_is_off_unless_set_and_then_on_the_card(tmp_path):
     for path in FILES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.keyword) and node.arg == "trust_remote_code":
-                assert ast.unparse(node.value) == "config.trust_remote_code", f"{path}:{node.value.lineno}"
+                assert ast.unparse(node.value) in ("config.trust_remote_code", "config.model.trust_remote_code"), (
+                    f"{path}:{node.value.lineno}"
+                )
