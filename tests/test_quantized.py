@@ -169,7 +169,8 @@ def test_the_reference_cache_tells_a_quantised_base_apart():
     from prefalign.model.reference_cache import reference_fingerprint
 
     def fingerprint(**model):
-        return reference_fingerprint(load_config({"model": {"path": REPO_MODEL, **model}, "data": {"train": "x"}}))
+        config = load_config({"model": {"path": REPO_MODEL, **model}, "data": {"train": "x"}})
+        return reference_fingerprint(config.model, config.reference.path)
 
     plain, nf4, fp4 = fingerprint(), fingerprint(quantization="nf4"), fingerprint(quantization="fp4")
     assert plain is not None and "quantization" not in plain  # unquantised runs keep the keys they had
