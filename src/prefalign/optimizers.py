@@ -40,12 +40,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 ALIASES: dict[str, str] = {
     "adamw_torch": "adamw",
     "adamw_torch_fused": "adamw",
+    "adamw_hf": "adamw",
+    "adamw_bnb": "adamw_8bit",
     "adamw_bnb_8bit": "adamw_8bit",
     "adamw_8bit": "adamw_8bit",
     "paged_adamw_8bit": "paged_adamw_8bit",
     "paged_adamw_32bit": "paged_adamw_32bit",
     "paged_adamw": "paged_adamw_32bit",
     "lion_8bit": "lion_8bit",
+    "paged_lion_8bit": "lion_8bit",  # as the dialect import always read it: the unpaged 8-bit Lion
     "adafactor": "adafactor",
     "sgd": "sgd",
 }

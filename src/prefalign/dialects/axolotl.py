@@ -22,6 +22,7 @@ from prefalign.dialects.table import (
     ignored,
     only_unset,
     optimizer,
+    quantization,
     schedule,
     to,
     unset,
@@ -318,16 +319,6 @@ def attention(name: str) -> Rule:
     return rule
 
 
-def quantize(bits: str) -> Rule:
-    def rule(b: Builder, key: str, value: Any) -> None:
-        if unset(value) or not b.convert(key, value, as_bool):
-            b.ignore(key, value, "not set")
-        else:
-            b.pending(key, value, "model.quantization", bits)
-
-    return rule
-
-
 def wandb_project(b: Builder, key: str, value: Any) -> None:
     if unset(value):
         b.ignore(key, value, "not set")
@@ -372,8 +363,8 @@ AXOLOTL_KEYS: dict[str, Rule] = {
     "lora_fan_in_fan_out": only_unset("no effect on the models prefalign trains", False),
     "peft_use_rslora": only_unset("rsLoRA scaling is not in prefalign", False),
     "peft_use_dora": only_unset("DoRA is not in prefalign", False),
-    "load_in_8bit": quantize("int8"),
-    "load_in_4bit": quantize("nf4"),
+    "load_in_8bit": quantization("int8"),
+    "load_in_4bit": quantization("nf4"),
     "rl_beta": to("method.beta", as_float),
     "dpo_beta": to("method.beta", as_float),
     "orpo_alpha": to("method.orpo_lambda", as_float, "Axolotl's orpo_alpha is ORPO's λ"),

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefalign.config import ConfigError, RunConfig
+from prefalign.optimizers import ALIASES as OPTIMIZER_ALIASES
+from prefalign.optimizers import OPTIMIZERS as OPTIMIZER_SPECS
 
 SET, IGNORED, REFUSED, NEEDS = "set", "ignored", "refused", "needs"
 
@@ -24,14 +26,8 @@ PENDING_KEYS = {
     "output.report_to": "the trackers issue",
 }
 
-# transformers / bitsandbytes optimizer names -> the train.optimizer value they become.
-OPTIMIZERS = {
-    "adamw": "adamw", "adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw",
-    "adamw_8bit": "adamw_8bit", "adamw_bnb_8bit": "adamw_8bit", "adamw_bnb": "adamw_8bit",
-    "paged_adamw_8bit": "paged_adamw_8bit", "paged_adamw_32bit": "paged_adamw_32bit",
-    "paged_adamw": "paged_adamw_32bit",
-    "lion_8bit": "lion_8bit", "paged_lion_8bit": "lion_8bit", "adafactor": "adafactor", "sgd": "sgd",
-}  # fmt: skip
+# every optimizer name train.optimizer reads (its own and transformers' aliases) -> the value it becomes.
+OPTIMIZERS = {**{name: name for name in OPTIMIZER_SPECS}, **OPTIMIZER_ALIASES}
 
 
 class WrongType(ValueError):
@@ -280,6 +276,18 @@ def only_unset(note: str, *same: Any) -> Rule:
             b.ignore(key, value, "what prefalign does anyway")
         else:
             b.refuse(key, value, note)
+
+    return rule
+
+
+def quantization(bits: str) -> Rule:
+    """A boolean load-in-N-bits key: model.quantization `bits` when true."""
+
+    def rule(b: Builder, key: str, value: Any) -> None:
+        if unset(value) or not b.convert(key, value, as_bool):
+            b.ignore(key, value, "not set")
+        else:
+            b.pending(key, value, "model.quantization", bits)
 
     return rule
 

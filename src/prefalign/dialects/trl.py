@@ -22,6 +22,7 @@ from prefalign.dialects.table import (
     as_str,
     ignored,
     only_unset,
+    quantization,
     to,
     unset,
 )
@@ -120,16 +121,6 @@ def use_peft(b: Builder, key: str, value: Any) -> None:
         b.ignore(key, value, "LoRA: prefalign's default (model.lora)")
     else:
         b.set(key, value, "model.lora", None, "full fine-tuning")
-
-
-def quantization(bits: str) -> Rule:
-    def rule(b: Builder, key: str, value: Any) -> None:
-        if unset(value) or not b.convert(key, value, as_bool):
-            b.ignore(key, value, "not set")
-        else:
-            b.pending(key, value, "model.quantization", bits)
-
-    return rule
 
 
 def _tokens(b: Builder, key: str, value: Any) -> None:
