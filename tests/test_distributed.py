@@ -1,9 +1,10 @@
 """Two processes on CPU (gloo) give the numbers of one process with the same global batch.
 
 Each test launches a real `torchrun --nproc_per_node 2 -m prefalign train` (one thread per process) and compares
-its metrics.jsonl with an in-process run of one process whose micro-batch holds both processes' examples.
+its metrics.jsonl with an in-process run of one process whose micro-batches hold both processes' examples.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -15,8 +16,11 @@ import yaml
 import prefalign
 from prefalign.training.metrics import read_metrics
 from tests.conftest import REPO, tiny_config, toy_rows, write_jsonl
+from tests.test_kto import toy_unpaired
 
-KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "grad_norm")
+KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "grad_norm")
+KTO_KEYS = (*KEYS, "kl", "label_accuracy")
+REWARD_KEYS = ("loss", "accuracy", "margin", "mean_reward", "min_reward", "max_reward", "grad_norm")
 
 
 def train_records(run_dir):
@@ -39,30 +43,82 @@ def launch(tmp_path, config: dict, processes: int = 2) -> subprocess.CompletedPr
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
-# kto is not here yet: its KL term pairs each prompt with another completion of the same micro-batch, so two
-# processes pair differently from one, and each clamps its own estimate (TRL all-reduces it before clamping).
-@pytest.mark.parametrize("sections", [{"method": {"loss": "sigmoid"}}], ids=["sigmoid"])
-def test_two_processes_log_what_one_does(tmp_path, tiny_model_dir, sections):
-    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
-    common = {"max_steps": 3, "lr": 5e-3, "warmup_ratio": 0.0}
-
-    def config(run: str, batch_size: int) -> dict:
-        return tiny_config(tiny_model_dir, data, tmp_path / run, train={**common, "batch_size": batch_size},
-                           **{k: v for k, v in sections.items()})  # fmt: skip
-
+def one_thread_train(config: dict):
+    """prefalign.train in this process with one thread, as each launched process runs (same reduction order)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        prefalign.train(config("one", 4), quiet=True)
+        return prefalign.train(config, quiet=True)
     finally:
         torch.set_num_threads(threads)
-    out = launch(tmp_path, config("two", 2))
-    assert out.returncode == 0, out.stderr[-4000:]
+
+
+def assert_same_records(one: list[dict], two: list[dict], keys) -> None:
+    assert [r["step"] for r in two] == [r["step"] for r in one]
+    for a, b in zip(one, two, strict=True):
+        for key in keys:
+            assert key in a and key in b, (a["step"], key)
+            # KTO's KL estimate is a small difference (~0.05) of summed log-probs (~-30): float32's rounding of
+            # those, which batches of other widths give, is ~1e-6 on it (measured: 0.0458736 vs 0.0458727).
+            # Pairing the completions otherwise than one process does moves it by ~1e-2.
+            tolerance = {"abs": 1e-5} if key == "kl" else {"rel": 1e-5, "abs": 1e-7}
+            assert b[key] == pytest.approx(a[key], **tolerance), (a["step"], key)
+
+
+# (sections, rows, metrics compared, batch size × accumulation of one process, of each of two).
+CASES = {
+    "sigmoid": ({"method": {"loss": "sigmoid"}}, toy_rows, KEYS, (4, 1), (2, 1)),
+    # KTO pairs each prompt with another example's completion and estimates the KL over the micro-step (the
+    # k-th micro-batch of every process): here every pair's partner is in the other process's micro-batch.
+    "kto": ({"method": {"loss": "kto"}}, toy_unpaired, KTO_KEYS, (4, 2), (2, 2)),
+    "reward": ({"method": {"kind": "reward", "loss": "bradley_terry"}}, toy_rows, REWARD_KEYS, (4, 1), (2, 1)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_log_what_one_does(tmp_path, tiny_model_dir, case):
+    sections, rows, keys, (one_batch, one_accum), (two_batch, two_accum) = CASES[case]
+    data = write_jsonl(tmp_path / "toy.jsonl", rows())
+    common = {"max_steps": 3, "lr": 2e-2 if case == "kto" else 5e-3, "warmup_ratio": 0.0}
+
+    def config(run: str, batch_size: int, accum: int) -> dict:
+        train = {**common, "batch_size": batch_size, "grad_accum": accum}
+        return tiny_config(tiny_model_dir, data, tmp_path / run, train=train, **sections)
+
+    one_thread_train(config("one", one_batch, one_accum))
+    out = launch(tmp_path, config("two", two_batch, two_accum))
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
     one, two = train_records(tmp_path / "one"), train_records(tmp_path / "two")
     assert [r["step"] for r in two] == [1, 2, 3]
-    for a, b in zip(one, two, strict=True):
-        for key in KEYS:
-            if key in a:
-                assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), (a["step"], key)
+    assert_same_records(one, two, keys)
+    if case == "kto":  # the estimate is not the trivial one (the LoRA adapter starts as a no-op: KL 0 at step 1)
+        assert max(r["kl"] for r in one) > 1e-3
+    # result.json and the model card say how the run was spread
+    result = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert result["processes"] == 2
+    sharding = "none (every process holds the whole model)"
+    assert result["distributed"] == {"type": "MULTI_CPU", "processes": 2, "backend": "gloo", "sharding": sharding}
+    one_result = json.loads((tmp_path / "one" / "result.json").read_text())
+    assert one_result["distributed"]["type"] == "NO" and one_result["distributed"]["processes"] == 1
+    card = (tmp_path / "two" / "README.md").read_text()
+    assert "| processes | 2 (MULTI_CPU, gloo); sharding: none (every process holds the whole model) |" in card
+
+
+def test_kl_partners_cross_processes_as_one_process_pairs():
+    """KTO's mismatched completions: the previous example of the micro-step (all processes' k-th micro-batches)."""
+    from prefalign.data.layout import sequences_of
+    from prefalign.training.loop import kl_partners, micro_batches
+
+    step = [17, 3, 9, 25, 11, 6, 30, 2]
+    # one process, accumulation 2: micro-batches [17, 3, 9, 25] and [11, 6, 30, 2], each cycled on its own
+    assert kl_partners(step, 1, 4) == {17: 25, 3: 17, 9: 3, 25: 9, 11: 2, 6: 11, 30: 6, 2: 30}
+    # two processes, batch 2: rank 0 holds [17, 9] then [11, 30], rank 1 [3, 25] then [6, 2]: the same pairs
+    assert [p.tolist() for p in micro_batches(step, 0, 2, 2)] == [[17, 9], [11, 30]]
+    assert kl_partners(step, 2, 2) == kl_partners(step, 1, 4)
+    # on one process the pairs are the batch's own shift, so a batch built without partners scores the same
+    examples = [{"prompt_ids": [i], "completion_ids": [100 + i]} for i in step[:4]]
+    partners = kl_partners(step, 1, 4)
+    named = [{**ex, "kl_completion_ids": [100 + partners[ex["prompt_ids"][0]]]} for ex in examples]
+    assert sequences_of(named, kl_completions=True) == sequences_of(examples, kl_completions=True)

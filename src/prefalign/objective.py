@@ -8,6 +8,7 @@ and their f-divergence transform, the weighted sum of the loss terms, and the me
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -113,14 +114,25 @@ class Objective:
         return sequence_logps(scorer, batch, self.logps_options)
 
     def __call__(
-        self, policy: SequenceLogps, ref: SequenceLogps | None, batch: Batch
+        self,
+        policy: SequenceLogps,
+        ref: SequenceLogps | None,
+        batch: Batch,
+        gather_kl: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-example losses [B] (the weighted sum of the terms) and per-example metrics ([B] each).
 
         Averaging a metric over examples gives TRL's value; a metric that is NaN for an example (KTO's
-        rewards/chosen on an undesirable one) is left out of that example's mean.
+        rewards/chosen on an undesirable one) is left out of that example's mean. `gather_kl` (training on
+        several processes) concatenates a tensor of every process's micro-batch: the KL completions' log-probs
+        go through it, so KTO's KL estimate is the mean over the whole micro-step, taken before the clamp, as
+        TRL's KTOTrainer takes it (`gather_for_metrics(kl).mean().clamp(min=0)`).
         """
         tensors = self._tensors(policy, ref, batch)
+        if gather_kl is not None and self.kl_completions:
+            for name in ("policy_kl_logps", "ref_kl_logps"):
+                if name in tensors:
+                    tensors[name] = gather_kl(tensors[name])
         outputs = [(compute_loss(spec, tensors, self.hyperparams), weight) for spec, weight in self.terms]
         weight = None
         if self.use_weighting:  # WPO: every term of a pair is weighted by how likely the policy finds both answers
@@ -206,7 +218,7 @@ class RewardObjective(Objective):
         return sequence_rewards(scorer, batch, self.with_chosen_logps)
 
     def __call__(
-        self, rewards: SequenceRewards, ref: None, batch: Batch
+        self, rewards: SequenceRewards, ref: None, batch: Batch, gather_kl: Callable | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b = rewards.num_examples
         tensors = {

@@ -55,7 +55,7 @@ from prefalign.report.trackers import TrackerListener, check_trackers
 from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.checkpoint import skipped_checkpoints
-from prefalign.training.distributed import check_one_group, use_cpu_group_if_needed
+from prefalign.training.distributed import check_one_group, distribution, use_cpu_group_if_needed
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
@@ -79,6 +79,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)  # training.watch findings, "step N: ..."
     reference_mode: str = ""  # what reference.mode resolved to (auto -> adapter, precomputed, ...)
     processes: int = 1
+    # how: accelerate's distributed type, processes, backend, sharding (training.distributed.distribution)
+    distributed: dict = field(default_factory=dict)
     # rows read, and the unusable ones skipped (data.skip_bad_rows) and repeated ones, as counts (data.json lists them)
     data: dict[str, int] = field(default_factory=dict)
     ignored_checkpoints: list[str] = field(default_factory=list)  # incomplete ones a resumed run passed over
@@ -372,6 +374,7 @@ class Run:
             warnings=[str(f) for watch in (self.watch, self.general_watch) if watch for f in watch.findings],
             reference_mode=self.reference_mode,
             processes=self.accelerator.num_processes,
+            distributed=distribution(self.accelerator),
             data=_data_counts(self.prepared.report),
             ignored_checkpoints=self.ignored_checkpoints,
             skipped_steps=loop.skipped_steps,
@@ -380,7 +383,9 @@ class Run:
         if not self.is_main:
             return
         final = loop.last_eval or loop.last_train
-        card = model_card(config, final, self.before_metrics, loop.state.step, self.reference_mode)
+        card = model_card(
+            config, final, self.before_metrics, loop.state.step, self.reference_mode, self.result.distributed
+        )
         (self.run_dir / "README.md").write_text(card)
         if config.method.kind == "policy":
             answers = json.dumps(self.generations, indent=1, ensure_ascii=False)

@@ -140,8 +140,11 @@ def sequences_of(examples: list[dict], kl_completions: bool = False) -> list[tup
         return sequences + [(ex["prompt_ids"], ex["rejected_ids"]) for ex in examples]
     sequences = [(ex["prompt_ids"], ex["completion_ids"]) for ex in examples]
     if kl_completions:  # KTO's KL estimate: each prompt with another example's completion
-        shifted = examples[-1:] + examples[:-1]
-        sequences += [(ex["prompt_ids"], other["completion_ids"]) for ex, other in zip(examples, shifted, strict=True)]
+        # The training loop names each example's partner (kl_completion_ids) when it lies in another process's
+        # share of the step; otherwise the partner is the previous example of the batch, cycled.
+        shifted = [ex.get("kl_completion_ids", other["completion_ids"]) for ex, other in
+                   zip(examples, examples[-1:] + examples[:-1], strict=True)]  # fmt: skip
+        sequences += [(ex["prompt_ids"], other) for ex, other in zip(examples, shifted, strict=True)]
     return sequences
 
 

@@ -36,6 +36,16 @@ def _settings_and_metrics(hp: dict, before: dict | None, final: dict) -> list[st
     ]
 
 
+def _distribution(distributed: dict | None) -> dict[str, str]:
+    """A row saying how many processes trained and how (DDP, FSDP, ZeRO), when the run recorded it."""
+    if not distributed:
+        return {}
+    processes, kind = distributed["processes"], distributed["type"]
+    if processes == 1:
+        return {"processes": f"1 ({kind})"}
+    return {"processes": f"{processes} ({kind}, {distributed['backend']}); sharding: {distributed['sharding']}"}
+
+
 def _remote_code(config: RunConfig) -> dict[str, str]:
     """A row saying that the model's own code from the hub ran (model.trust_remote_code), when it did."""
     if not config.model.trust_remote_code:
@@ -49,10 +59,12 @@ def model_card(
     before: dict[str, float] | None,
     steps: int,
     reference_mode: str | None = None,
+    distributed: dict | None = None,
 ) -> str:
-    """The run's model card; `reference_mode` is the mode the run resolved (auto depends on the data size)."""
+    """The run's model card; `reference_mode` is the mode the run resolved (auto depends on the data size),
+    `distributed` how the run was spread over processes (training.distributed.distribution)."""
     if config.method.kind == "reward":
-        return reward_model_card(config, final, before, steps)
+        return reward_model_card(config, final, before, steps, distributed)
     lora = config.model.lora is not None
     terms = config.method.terms()
     loss = " + ".join(f"{weight:g}·{spec.name}" if weight != 1 else spec.name for spec, weight in terms)
@@ -75,6 +87,7 @@ def model_card(
         "reference": reference_mode or config.resolved_reference_mode(),
         "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
         "seed": config.train.seed,
+        **_distribution(distributed),
         **_remote_code(config),
     }
     if not config.method.paired:  # unpaired rows: one answer each, labelled desirable or not
@@ -110,7 +123,13 @@ def model_card(
     return "\n".join(lines)
 
 
-def reward_model_card(config: RunConfig, final: dict[str, float], before: dict[str, float] | None, steps: int) -> str:
+def reward_model_card(
+    config: RunConfig,
+    final: dict[str, float],
+    before: dict[str, float] | None,
+    steps: int,
+    distributed: dict | None = None,
+) -> str:
     """The card of a reward model: a sequence classifier with one label, the reward."""
     lora = config.model.lora is not None
     method = config.method
@@ -133,6 +152,7 @@ def reward_model_card(config: RunConfig, final: dict[str, float], before: dict[s
         "optimizer steps": steps,
         "LoRA": f"r={config.model.lora.r}, alpha={config.model.lora.alpha}" if lora else "none (full fine-tuning)",
         "seed": config.train.seed,
+        **_distribution(distributed),
         **_remote_code(config),
     }
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]

@@ -41,10 +41,11 @@ def kto(
     the batch (example i−1's, cycled), so it is an answer the prompt x_i did not ask for. As in the paper and
     TRL it is clamped at 0 and carries no gradient, and its value is returned as the metric `kl`.
 
-    Where it is estimated: TRL gathers the per-process estimates and averages them across processes before
-    clamping; prefalign estimates z0 from the micro-batch alone (a loss is a pure function of its batch),
-    so on one process with grad_accum 1 the two agree, and with several processes or micro-batches each
-    micro-batch has its own z0 (and so KTO's gradient depends on how a step is split, unlike DPO's).
+    Where it is estimated: z0 is the mean over every mismatched completion given, before the clamp. In training
+    on several processes the objective gives the whole micro-step's (every process's micro-batch, gathered),
+    as TRL gathers the per-process estimates and averages them before clamping; each example's mismatched
+    completion is the previous example's of that micro-step (training.loop.kl_partners), so N processes give
+    the numbers of one. With gradient accumulation each micro-step has its own z0, as in TRL.
     """
     logratios = policy_logps - ref_logps
     kl_estimate = (policy_kl_logps - ref_kl_logps).mean().detach().clamp(min=0)

@@ -9,6 +9,7 @@ run directory. Told to use the CPU (ACCELERATE_USE_CPU), the same processes form
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -38,3 +39,39 @@ def check_one_group(num_processes: int) -> None:
             f"{num_processes}); launch with `torchrun --nproc_per_node {launched} -m prefalign train CONFIG` or "
             f"`accelerate launch --multi_gpu --num_processes {launched} -m prefalign train CONFIG`"
         )
+
+
+def gather_rows(accelerator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function that concatenates a [n] tensor of every process (in rank order; n may differ by process).
+
+    Every process must call it the same number of times: the loop calls it once per micro-batch, and every
+    process runs the same number of micro-batches (loop.micro_batches).
+    """
+
+    def gather(values: torch.Tensor) -> torch.Tensor:
+        sizes = accelerator.gather(torch.tensor([len(values)], device=values.device)).tolist()
+        padded = accelerator.gather(accelerator.pad_across_processes(values.contiguous(), dim=0))
+        width = max(sizes)
+        return torch.cat([padded[rank * width : rank * width + size] for rank, size in enumerate(sizes)])
+
+    return gather
+
+
+def distribution(accelerator, sharding: str | None = None) -> dict:
+    """How the run was distributed, for result.json and the model card: accelerate's distributed type (NO,
+    MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED), the processes, the process group's backend and how weights were
+    sharded (`sharding` names prefalign's own, e.g. FSDP2 applied on CPU)."""
+    state = accelerator.state
+    kind = state.distributed_type.value
+    if sharding is None:
+        sharding = "none (every process holds the whole model)"
+        if kind == "FSDP":
+            sharding = f"FSDP{getattr(state.fsdp_plugin, 'fsdp_version', 1)} (accelerate)"
+        elif kind == "DEEPSPEED":
+            sharding = f"DeepSpeed ZeRO-{state.deepspeed_plugin.zero_stage}"
+    return {
+        "type": kind,
+        "processes": accelerator.num_processes,
+        "backend": getattr(state, "backend", None) or "none",
+        "sharding": sharding,
+    }

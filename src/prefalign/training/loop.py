@@ -4,7 +4,8 @@ Each optimizer step takes the next `batch_size × grad_accum × processes` examp
 or unpaired rows) of a seeded per-epoch permutation, runs them as micro-batches, and scales each
 micro-batch's summed loss by 1 / (examples in the whole step), so batch 8 × accum 1, batch 4 × accum 2
 and 2 processes × batch 4 all give the same gradient (for every loss but the ones that look across a
-micro-batch: KTO's KL estimate and AOT's sorting are taken per micro-batch). The data position is
+micro-batch: KTO's KL estimate is taken per micro-step, the k-th micro-batches of all processes together, so
+N processes match one but accumulation does not; AOT sorts each micro-batch). The data position is
 the (epoch, step) pair, so a resumed run draws exactly the batches the uninterrupted run would have drawn.
 
 The loop only runs steps; what is logged, shown, watched or reported listens to its events
@@ -32,6 +33,7 @@ from prefalign.eval.probe import general_nll
 from prefalign.model.reference import Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
+from prefalign.training.distributed import gather_rows
 from prefalign.training.events import Events
 from prefalign.training.metrics import MetricSums, reduce_sum
 from prefalign.training.optim import build_optimizer
@@ -81,6 +83,28 @@ def micro_batches(indices: list[int], rank: int, world: int, batch_size: int) ->
     return [part for part in np.array_split(own, count) if len(part)]
 
 
+def kl_partners(indices: list[int], world: int, batch_size: int) -> dict[int, int]:
+    """KTO's mismatched completions: for each example of a step, the example whose completion its KL term scores.
+
+    It is the example before it in step order among the examples of its micro-step (the k-th micro-batch of
+    every process together), cycled. On one process that is the previous example of the micro-batch, as TRL
+    pairs them; on N processes the pairs, and so the KL estimate, are those of one process (issue 15).
+    """
+    positions = [micro_batches(list(range(len(indices))), rank, world, batch_size) for rank in range(world)]
+    partners = {}
+    for k in range(len(positions[0])):
+        members = sorted(p for parts in positions if k < len(parts) for p in parts[k].tolist())
+        for i, position in enumerate(members):
+            partners[indices[position]] = indices[members[i - 1]]
+    return partners
+
+
+def with_kl_partners(examples, dataset, partners: list[int]) -> list[dict]:
+    """`examples` as dicts, each with the completion of its KL partner (`kl_partners`) as kl_completion_ids."""
+    others = dataset.select(partners)["completion_ids"]
+    return [{**example, "kl_completion_ids": other} for example, other in zip(examples, others, strict=True)]
+
+
 def next_step_examples(state: TrainState, num_examples: int, cfg: TrainConfig, world: int) -> list[int]:
     """The examples of the next optimizer step, moving `state` to the next epoch when this one is used up."""
     steps_per_epoch, _ = plan(num_examples, cfg, world)
@@ -104,22 +128,28 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, total_ste
     return optimizer, get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
-def accumulate(accelerator: Accelerator, scorer: torch.nn.Module, training: Training, parts, step_size: int):
-    """Forward and backward over this process's micro-batches of one step: (metric sums, tokens, scored tokens).
-
-    Gradients are synchronised across processes on the last micro-batch only.
+def accumulate(
+    accelerator: Accelerator, scorer: torch.nn.Module, training: Training, parts, indices: list[int], batch_size: int
+):
+    """Forward and backward over this process's micro-batches of the step `indices`: (metric sums, tokens, scored
+    tokens). Gradients are synchronised across processes on the last micro-batch only.
     """
-    world = accelerator.num_processes
+    world, objective = accelerator.num_processes, training.objective
+    partners = kl_partners(indices, world, batch_size) if objective.kl_completions else None
+    gather_kl = gather_rows(accelerator) if world > 1 else None
     sums, tokens, scored = MetricSums(), 0, 0
     for i, part in enumerate(parts):
         rows = part.tolist()
-        batch = training.objective.batch(training.train_data.select(rows), training.pad_id).to(accelerator.device)
+        examples = training.train_data.select(rows)
+        if partners is not None:
+            examples = with_kl_partners(examples, training.train_data, [partners[row] for row in rows])
+        batch = objective.batch(examples, training.pad_id).to(accelerator.device)
         ref_logps = training.reference.logps(batch, Rows("train", rows))
         with nullcontext() if i == len(parts) - 1 else accelerator.no_sync(scorer):
-            policy_out = training.objective.model_outputs(scorer, batch)  # log-probs, or a reward model's rewards
-            losses, metrics = training.objective(policy_out, ref_logps, batch)
+            policy_out = objective.model_outputs(scorer, batch)  # log-probs, or a reward model's rewards
+            losses, metrics = objective(policy_out, ref_logps, batch, gather_kl)
             # Sum over examples / examples in the whole step (× processes: DDP averages gradients).
-            accelerator.backward(losses.sum() * world / step_size)
+            accelerator.backward(losses.sum() * world / len(indices))
         sums.add(losses, metrics)
         tokens += batch.num_tokens
         scored += batch.num_scored_tokens
@@ -206,7 +236,7 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         indices = next_step_examples(state, len(training.train_data), cfg, world)
         started = time.perf_counter()
         parts = micro_batches(indices, accelerator.process_index, world, cfg.batch_size)
-        sums, tokens, scored = accumulate(accelerator, scorer, training, parts, len(indices))
+        sums, tokens, scored = accumulate(accelerator, scorer, training, parts, indices, cfg.batch_size)
         grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]
         if bad := nonfinite(accelerator, sums, float(grad_norm)):
