@@ -6,6 +6,7 @@ its metrics.jsonl with an in-process run of one process whose micro-batches hold
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 import prefalign
+from prefalign.names import ConfigError
 from prefalign.training.metrics import read_metrics
 from tests.conftest import REPO, tiny_config, toy_rows, write_jsonl
 from tests.test_kto import toy_unpaired
@@ -122,3 +124,51 @@ def test_kl_partners_cross_processes_as_one_process_pairs():
     partners = kl_partners(step, 1, 4)
     named = [{**ex, "kl_completion_ids": [100 + partners[ex["prompt_ids"][0]]]} for ex in examples]
     assert sequences_of(named, kl_completions=True) == sequences_of(examples, kl_completions=True)
+
+
+def continued(run_dir, copy_to):
+    """A copy of a finished 4-step run cut back to its step-2 checkpoint: what a run killed after it leaves."""
+    shutil.copytree(run_dir, copy_to)
+    for name in ("adapter", "result.json", "README.md"):
+        path = copy_to / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert [p.name for p in (copy_to / "checkpoints").iterdir()] == ["step-2"]
+    return copy_to
+
+
+@pytest.mark.slow
+def test_resume_on_another_number_of_processes(tmp_path, tiny_model_dir):
+    """1 → 2 and 2 → 1 processes with the same examples a step continue the straight run's losses; another
+    number of examples a step is refused before the model loads, naming the checkpoint's processes."""
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
+
+    def config(run: str, batch_size: int, **train) -> dict:
+        settings = {"max_steps": 4, "save_every": 2, "lr": 5e-3, "warmup_ratio": 0.0, "batch_size": batch_size}
+        return tiny_config(tiny_model_dir, data, tmp_path / run, train={**settings, **train})
+
+    one_thread_train(config("one", 4))  # the straight run: 1 process × 4
+    out = launch(tmp_path, config("two", 2))  # 2 processes × 2
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    straight = train_records(tmp_path / "one")
+    assert_same_records(straight, train_records(tmp_path / "two"), KEYS)
+
+    # 1 → 2: the 1-process checkpoint continued by two processes
+    continued(tmp_path / "one", tmp_path / "one-two")
+    out = launch(tmp_path, config("one-two", 2, resume=True))
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert "written by 1 process(es); continuing on 2 with the same 4 examples a step" in " ".join(out.stdout.split())
+    assert_same_records(straight, train_records(tmp_path / "one-two"), KEYS)
+
+    # 2 → 1: the 2-process checkpoint continued by one process
+    continued(tmp_path / "two", tmp_path / "two-one")
+    one_thread_train(config("two-one", 4, resume=True))
+    assert_same_records(straight, train_records(tmp_path / "two-one"), KEYS)
+
+    # 2 processes × 2 resumed as 1 × 2: 2 examples a step instead of 4
+    continued(tmp_path / "two", tmp_path / "refused")
+    with pytest.raises(ConfigError) as refused:
+        one_thread_train(config("refused", 2, resume=True))
+    message = str(refused.value)
+    assert "step-2 was written by 2 process(es) taking 4 examples a step" in message
+    assert "this launch (1 process(es) × batch_size 2 × grad_accum 1) takes 2" in message
+    assert "batch_size × grad_accum = 2" in message

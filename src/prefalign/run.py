@@ -54,7 +54,7 @@ from prefalign.report.listener import ReportListener
 from prefalign.report.trackers import TrackerListener, check_trackers
 from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
-from prefalign.training.checkpoint import skipped_checkpoints
+from prefalign.training.checkpoint import check_resume_layout, skipped_checkpoints
 from prefalign.training.distributed import check_one_group, distribution, use_cpu_group_if_needed
 from prefalign.training.events import Events
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
@@ -159,7 +159,7 @@ def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, Seq
 class Run:
     """One training run as named stages; each takes what the earlier ones left on the run and can be called alone.
 
-    setup → data → memory → models → reference → before → fit → after → export → summary
+    setup → data → memory → resumable → models → reference → before → fit → after → export → summary
     """
 
     def __init__(self, config: RunConfig, console: Console | None = None) -> None:
@@ -170,8 +170,8 @@ class Run:
 
     def stages(self) -> list[Callable[[], None]]:
         return [
-            self.setup, self.data, self.memory, self.models, self.reference, self.before, self.fit, self.after,
-            self.export, self.summary,
+            self.setup, self.data, self.memory, self.resumable, self.models, self.reference, self.before, self.fit,
+            self.after, self.export, self.summary,
         ]  # fmt: skip
 
     def setup(self) -> None:
@@ -231,6 +231,20 @@ class Run:
         if self.is_main:
             self.console.print(plan_table(self.memory_plan))
             self.console.print(f"train.memory {config.train.memory}: {self.memory_plan.message}", highlight=False)
+
+    def resumable(self) -> None:
+        """train.resume: refuse, before any weight loads, a checkpoint whose steps took another number of examples
+        than this launch's (batch_size × grad_accum × processes, after train.memory's choice); another number of
+        processes with the same examples a step continues on the same data order, and is said."""
+        config, accelerator = self.config, self.accelerator
+        if not config.train.resume:
+            return
+        world = accelerator.num_processes
+        launch = f"{world} process(es) × batch_size {config.train.batch_size} × grad_accum {config.train.grad_accum}"
+        examples = config.train.batch_size * config.train.grad_accum * world
+        note = check_resume_layout(self.run_dir / "checkpoints", world, examples, launch)
+        if note and self.is_main:
+            self.console.print(f"resume: {note}", highlight=False)
 
     def models(self) -> None:
         """The trained model (a policy or a reward model), the scorer that runs it, and the objective."""

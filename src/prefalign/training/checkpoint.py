@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from prefalign.names import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -23,6 +25,10 @@ class TrainState:
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epoch the next step belongs to
     step_in_epoch: int = 0  # optimizer steps already done in that epoch
+    # How the steps were taken: the data position above counts steps of this many examples (0: not recorded,
+    # a checkpoint of an older prefalign), drawn by this many processes.
+    examples_per_step: int = 0
+    processes: int = 1
 
 
 class CheckpointError(OSError):
@@ -194,3 +200,29 @@ def load_checkpoint(path: Path, trainable: dict[str, torch.nn.Parameter], optimi
     elif (path / f"rng-{rank}.pt").is_file():  # an older checkpoint pickled numpy's state, which is not safe to load
         log.warning("%s: RNG state saved by an older prefalign is not loaded; dropout may differ", path)
     return TrainState(**json.loads((path / "state.json").read_text()))
+
+
+def check_resume_layout(root: Path, processes: int, examples_per_step: int, launch: str) -> str | None:
+    """Before any weight loads: can the newest checkpoint under `root` continue with `processes` processes taking
+    `examples_per_step` examples a step? Another process count with the same examples per step draws the same
+    steps (the step's examples are split across processes, loop.micro_batches), so it continues, and the note
+    returned says so; another number of examples per step would read other examples at the saved data position,
+    so it is refused, naming what the checkpoint was written with and what `launch` gives."""
+    last = latest_checkpoint(root)
+    if last is None:
+        return None
+    saved = TrainState(**json.loads((last / "state.json").read_text()))
+    if saved.examples_per_step and saved.examples_per_step != examples_per_step:
+        per_process = saved.examples_per_step // saved.processes
+        raise ConfigError(
+            f"train.resume: {last} was written by {saved.processes} process(es) taking {saved.examples_per_step} "
+            f"examples a step; this launch ({launch}) takes {examples_per_step}, so the saved data position would "
+            f"point at other examples. Resume with batch_size × grad_accum × processes = {saved.examples_per_step} "
+            f"(e.g. {saved.processes} process(es) with batch_size × grad_accum = {per_process})"
+        )
+    if saved.processes != processes:
+        return (
+            f"{last} was written by {saved.processes} process(es); continuing on {processes} with the same "
+            f"{examples_per_step} examples a step, so the same data order (dropout's random numbers differ)"
+        )
+    return None

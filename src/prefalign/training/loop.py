@@ -221,6 +221,8 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
     state = TrainState()
     if cfg.resume and (last := latest_checkpoint(checkpoints)) is not None:
         state = load_checkpoint(last, trainable, optimizer, scheduler, accelerator.process_index)
+    # what the next checkpoint records (Run.resumable compares it with a resuming launch)
+    state.examples_per_step, state.processes = cfg.batch_size * cfg.grad_accum * world, world
     result = LoopResult(state)
 
     def evaluate() -> None:
