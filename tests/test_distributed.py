@@ -5,6 +5,7 @@ its metrics.jsonl with an in-process run of one process whose micro-batches hold
 """
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 import prefalign
@@ -47,8 +49,6 @@ def launch(tmp_path, config: dict, processes: int = 2) -> subprocess.CompletedPr
 
 def one_thread_train(config: dict):
     """prefalign.train in this process with one thread, as each launched process runs (same reduction order)."""
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -172,3 +172,38 @@ def test_resume_on_another_number_of_processes(tmp_path, tiny_model_dir):
     assert "step-2 was written by 2 process(es) taking 4 examples a step" in message
     assert "this launch (1 process(es) × batch_size 2 × grad_accum 1) takes 2" in message
     assert "batch_size × grad_accum = 2" in message
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_reference_pass(tmp_path, tiny_model_dir, monkeypatch, caplog):
+    """reference.mode precomputed on 2 processes: each scores half the examples once, rank 0 writes the cache,
+    which holds what one process computes, and training logs what one process logs; a later run reuses it."""
+    from safetensors.torch import load_file
+
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
+
+    def config(run: str, batch_size: int) -> dict:
+        train = {"max_steps": 3, "lr": 5e-3, "warmup_ratio": 0.0, "batch_size": batch_size}
+        return tiny_config(tiny_model_dir, data, tmp_path / run, train=train, reference={"mode": "precomputed"})
+
+    monkeypatch.setenv("PREFALIGN_CACHE", str(tmp_path / "cache-one"))
+    one_thread_train(config("one", 4))
+    monkeypatch.setenv("PREFALIGN_CACHE", str(tmp_path / "cache-two"))
+    out = launch(tmp_path, config("two", 2))
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert "train scored by the reference and cached (examples per process: 8 + 8)" in " ".join(out.stdout.split())
+    straight = train_records(tmp_path / "one")
+    assert_same_records(straight, train_records(tmp_path / "two"), KEYS)
+    [one_file] = (tmp_path / "cache-one" / "reference-logps").iterdir()
+    [two_file] = (tmp_path / "cache-two" / "reference-logps").iterdir()
+    assert one_file.name == two_file.name  # the same key: the process count is not part of it
+    one_table, two_table = load_file(one_file), load_file(two_file)
+    assert torch.equal(two_table["lengths"], one_table["lengths"]) and two_table["logps"].shape == (16, 2)
+    torch.testing.assert_close(two_table["logps"], one_table["logps"], rtol=1e-5, atol=1e-6)
+
+    written = two_file.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="prefalign.model.reference_cache"):
+        one_thread_train(config("again", 4))  # reads what the two processes wrote
+    assert f"reference log-probs of train read from {two_file}" in caplog.text
+    assert "computed" not in caplog.text and two_file.stat().st_mtime_ns == written
+    assert_same_records(straight, train_records(tmp_path / "again"), KEYS)

@@ -59,17 +59,24 @@ class CachedReference(Reference):
         tables: dict[str, tuple[torch.Tensor, torch.Tensor]],
         paths: dict[str, Path],
         computed: tuple[str, ...] = (),
+        shares: dict[str, list[int]] | None = None,
     ):
         self.tables = tables
         self.paths = paths  # where each split's values live
         self.computed = computed  # the splits this run scored (the others were read from the cache)
+        # per split scored, how many examples each process scored: its share, so every example once
+        self.shares = shares or {}
 
     def summary(self) -> str:
         """One line for the run's output: which splits came from the cache, which were scored."""
         read = [split for split in self.tables if split not in self.computed]
         parts = [f"{', '.join(read)} read from the cache"] if read else []
         if self.computed:
-            parts.append(f"{', '.join(self.computed)} scored by the reference and cached")
+            part = f"{', '.join(self.computed)} scored by the reference and cached"
+            counts = [self.shares.get(split, []) for split in self.computed]
+            if any(len(c) > 1 for c in counts):  # several processes: each scored its share of the examples
+                part += " (examples per process: " + "; ".join(" + ".join(map(str, c)) for c in counts) + ")"
+            parts.append(part)
         folder = next(iter(self.paths.values())).parent if self.paths else cache_dir() / "reference-logps"
         return f"Reference log-probs (precomputed): {'; '.join(parts)} ({folder})"
 
@@ -292,7 +299,7 @@ def precomputed_reference(
         return cache_path(cache_key(fingerprint, data[split], options, precision, torch.device(device).type))
 
     data = {split: data_fingerprint(dataset) for split, dataset in datasets.items() if dataset is not None}
-    tables, paths, missing = {}, {}, {}
+    tables, paths, missing, shares = {}, {}, {}, {}
     for split in data:
         path = path_for(split)
         if path is not None and path.is_file():
@@ -306,8 +313,11 @@ def precomputed_reference(
         with _reference_for_pass(model, reference_path, scorer, options, device) as reference, autocast:
             for split, dataset in missing.items():
                 batches = shard_batches(dataset, make_batch, batch_size, device, rank=rank, world=world)
+                # Each process scores every world-th example; rank 0 writes the assembled table, the others wait.
                 own = score_batches(reference, batches)
-                tables[split] = _assemble(gather_object([own]) if world > 1 else [own], len(dataset))
+                gathered = gather_object([own]) if world > 1 else [own]
+                shares[split] = [len(indices) for indices, _, _ in gathered]
+                tables[split] = _assemble(gathered, len(dataset))
                 log.info("reference log-probs of %s computed: %d examples (%s)", split, len(dataset), reference.mode)
                 # After loading, a hub reference is in the local cache and can be fingerprinted.
                 path = path_for(split)
@@ -317,4 +327,4 @@ def precomputed_reference(
                         _write(path, *tables[split], {"split": split, "data": data[split]})
         if accelerator:
             accelerator.wait_for_everyone()
-    return CachedReference(tables, paths, tuple(missing))
+    return CachedReference(tables, paths, tuple(missing), shares)
