@@ -207,3 +207,44 @@ def test_two_processes_share_the_reference_pass(tmp_path, tiny_model_dir, monkey
     assert f"reference log-probs of train read from {two_file}" in caplog.text
     assert "computed" not in caplog.text and two_file.stat().st_mtime_ns == written
     assert_same_records(straight, train_records(tmp_path / "again"), KEYS)
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_fsdp2_on_two_processes_logs_what_one_does(tmp_path, tiny_model_dir, lora):
+    """train.fsdp on 2 CPU processes: prefalign shards each decoder layer with fully_shard (accelerate does not
+    on CPU); losses, rewards and gradient norms are one process's, and rank 0 writes the output from the full
+    weights: the adapter (LoRA) or the merged model (full fine-tuning) equals the one-process run's."""
+    from safetensors.torch import load_file
+
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
+    model = {} if lora else {"lora": None}
+    output = "adapter" if lora else "merged"
+
+    def config(run: str, batch_size: int) -> dict:
+        train = {"max_steps": 3, "lr": 5e-3 if lora else 1e-3, "warmup_ratio": 0.0, "batch_size": batch_size,
+                 "fsdp": True, "mixed_precision": "no"}  # fmt: skip
+        # full fine-tuning: the reference is a frozen copy (mode model), a second model beside the sharded one
+        reference = {} if lora else {"mode": "model"}
+        return tiny_config(tiny_model_dir, data, tmp_path / run, train=train, model=model, reference=reference,
+                           output={"save": [output]})  # fmt: skip
+
+    one_thread_train(config("one", 4))  # one process: train.fsdp has nothing to shard across
+    out = launch(tmp_path, config("two", 2))
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert_same_records(train_records(tmp_path / "one"), train_records(tmp_path / "two"), KEYS)
+    result = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert result["distributed"]["sharding"] == "FSDP2 per decoder layer, applied by prefalign (2 layers)"
+    one_file = "adapter_model.safetensors" if lora else "model.safetensors"
+    one_weights = load_file(tmp_path / "one" / output / one_file)
+    two_weights = load_file(tmp_path / "two" / output / one_file)
+    assert one_weights.keys() == two_weights.keys()
+    for name, tensor in one_weights.items():  # full shapes: written from the gathered weights, not one shard
+        torch.testing.assert_close(two_weights[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fsdp_checkpoints_are_refused_until_written(tmp_path):
+    from prefalign.config import load_config
+
+    config = tiny_config(tmp_path, tmp_path / "toy.jsonl", tmp_path / "run", train={"fsdp": True, "save_every": 2})
+    with pytest.raises(ConfigError, match=r"train\.save_every: checkpoints of a train\.fsdp run"):
+        load_config(config)

@@ -57,6 +57,7 @@ from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training.checkpoint import check_resume_layout, skipped_checkpoints
 from prefalign.training.distributed import check_one_group, distribution, use_cpu_group_if_needed
 from prefalign.training.events import Events
+from prefalign.training.fsdp import full_state_on_main, sharded_layers
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
 from prefalign.training.loop import Training, fit, held_out_metrics
 from prefalign.training.metrics import MetricsLog
@@ -348,13 +349,30 @@ class Run:
                 events.add(self.general_watch)
             self.loop = fit(self.training, self.config.train, self.accelerator, self.run_dir, events)
         del self.training, self.ref  # the reference (a model, or cached log-probs) is not needed any more
+        self.sharding = None
+        if layers := sharded_layers(self.scorer):  # rank 0 answers and exports from the full weights, unsharded
+            self.sharding = f"FSDP2 per decoder layer, applied by prefalign ({layers} layers)"
+            self.model = self._unsharded_copy(full_state_on_main(self.scorer))
+            return
         self.model = self.accelerator.unwrap_model(self.scorer).model
+
+    def _unsharded_copy(self, state: dict) -> nn.Module | None:
+        """Rank 0: the trained model rebuilt unsharded (on the CPU) from the gathered `state`; other ranks: None
+        (only rank 0 answers the prompts and writes the outputs)."""
+        if not self.is_main:
+            return None
+        _, scorer = _trained_model(self.config, self.tokenizer, "cpu")
+        scorer.load_state_dict(state)
+        return scorer.model.to(self.accelerator.device)
 
     def after(self) -> None:
         """Answers to the same held-out prompts after training, beside the ones before."""
         with self.accelerator.autocast():
-            after_answers = self._answers(self.model)
+            after_answers = self._answers(self.model) if self.model is not None else []
             self._held_out_rewards("after")
+        if self.model is None:  # a sharded run's other processes: rank 0 answers from the full weights
+            self.generations = []
+            return
         before_answers = self.before_answers or [""] * len(self.prompts)
         self.generations = [
             {"prompt": text, "before": before, "after": after}
@@ -388,7 +406,7 @@ class Run:
             warnings=[str(f) for watch in (self.watch, self.general_watch) if watch for f in watch.findings],
             reference_mode=self.reference_mode,
             processes=self.accelerator.num_processes,
-            distributed=distribution(self.accelerator),
+            distributed=distribution(self.accelerator, self.sharding),
             data=_data_counts(self.prepared.report),
             ignored_checkpoints=self.ignored_checkpoints,
             skipped_steps=loop.skipped_steps,

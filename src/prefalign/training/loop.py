@@ -24,17 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import DistributedType, gather_object
 
 from prefalign.config import TrainConfig
 from prefalign.data.layout import Batch
 from prefalign.eval.evaluate import evaluate_held_out
 from prefalign.eval.probe import general_nll
-from prefalign.model.reference import Reference, Rows
+from prefalign.model.reference import ModelReference, Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from prefalign.training.distributed import gather_rows
 from prefalign.training.events import Events
+from prefalign.training.fsdp import shard_per_layer
 from prefalign.training.metrics import MetricSums, reduce_sum
 from prefalign.training.optim import build_optimizer
 
@@ -213,9 +214,19 @@ def nonfinite(accelerator: Accelerator, sums, grad_norm: float) -> str | None:
 def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir: Path, events: Events) -> LoopResult:
     world = accelerator.num_processes
     steps_per_epoch, total_steps = plan(len(training.train_data), cfg, world)
+    # train.fsdp where accelerate shards nothing (CPU processes): FSDP2 per decoder layer, before the optimizer
+    # sees the parameters (they become DTensors), and no DDP wrapper around the sharded model.
+    sharded = cfg.fsdp and world > 1 and accelerator.distributed_type != DistributedType.FSDP
+    if sharded:
+        shard_per_layer(training.scorer)
+        if isinstance(training.reference, ModelReference):  # a frozen copy: sharded the same way, never trained
+            shard_per_layer(training.reference.scorer)
     params = [p for p in training.scorer.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, cfg, total_steps)
-    scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
+    if sharded:
+        scorer, optimizer = training.scorer, accelerator.prepare(optimizer)
+    else:
+        scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
     trainable = {n: p for n, p in accelerator.unwrap_model(scorer).named_parameters() if p.requires_grad}
     checkpoints = run_dir / "checkpoints"
     state = TrainState()
