@@ -248,3 +248,27 @@ def test_fsdp_checkpoints_are_refused_until_written(tmp_path):
     config = tiny_config(tmp_path, tmp_path / "toy.jsonl", tmp_path / "run", train={"fsdp": True, "save_every": 2})
     with pytest.raises(ConfigError, match=r"train\.save_every: checkpoints of a train\.fsdp run"):
         load_config(config)
+
+
+@pytest.mark.slow
+def test_accelerate_configs_launch_one_group_on_cpu(tmp_path, tiny_model_dir):
+    """examples/accelerate/ddp.yaml and fsdp2.yaml under `accelerate launch` on this CPU-only machine: two processes
+    in one gloo group; with the FSDP config, which accelerate does not apply on CPU, prefalign shards."""
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env.pop("ACCELERATE_USE_CPU", None)
+    results = {}
+    for name in ("ddp", "fsdp2"):
+        path = tmp_path / f"{name}.yaml"
+        train = {"max_steps": 1, "batch_size": 2}
+        path.write_text(yaml.safe_dump(tiny_config(tiny_model_dir, data, tmp_path / name, train=train)))
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                   str(REPO / "examples" / "accelerate" / f"{name}.yaml"), "--num_processes", "2",
+                   "--main_process_port", str(free_port()), "-m", "prefalign", "train", str(path)]  # fmt: skip
+        out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert out.returncode == 0, (name, out.stdout[-3000:], out.stderr[-3000:])
+        results[name] = json.loads((tmp_path / name / "result.json").read_text())["distributed"]
+    assert results["ddp"] == {"type": "MULTI_CPU", "processes": 2, "backend": "gloo",
+                              "sharding": "none (every process holds the whole model)"}  # fmt: skip
+    assert results["fsdp2"]["type"] == "MULTI_CPU" and results["fsdp2"]["processes"] == 2  # accelerate: no FSDP on CPU
+    assert results["fsdp2"]["sharding"] == "FSDP2 per decoder layer, applied by prefalign (2 layers)"

@@ -30,6 +30,12 @@ def use_cpu_group_if_needed() -> bool:
     return False
 
 
+def fsdp_requested(fsdp: bool) -> bool:
+    """train.fsdp, or an accelerate config with `distributed_type: FSDP` (`accelerate launch` then sets
+    ACCELERATE_USE_FSDP for the processes, whether or not accelerate goes on to shard them)."""
+    return fsdp or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+
+
 def check_one_group(num_processes: int) -> None:
     """A config error when the launched processes did not form one group (each would train on its own)."""
     launched = launched_processes()

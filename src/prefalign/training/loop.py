@@ -26,14 +26,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, gather_object
 
-from prefalign.config import TrainConfig
+from prefalign.config import ConfigError, TrainConfig
 from prefalign.data.layout import Batch
 from prefalign.eval.evaluate import evaluate_held_out
 from prefalign.eval.probe import general_nll
 from prefalign.model.reference import ModelReference, Reference, Rows
 from prefalign.objective import Objective
 from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
-from prefalign.training.distributed import gather_rows
+from prefalign.training.distributed import fsdp_requested, gather_rows
 from prefalign.training.events import Events
 from prefalign.training.fsdp import shard_per_layer
 from prefalign.training.metrics import MetricSums, reduce_sum
@@ -216,7 +216,9 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
     steps_per_epoch, total_steps = plan(len(training.train_data), cfg, world)
     # train.fsdp where accelerate shards nothing (CPU processes): FSDP2 per decoder layer, before the optimizer
     # sees the parameters (they become DTensors), and no DDP wrapper around the sharded model.
-    sharded = cfg.fsdp and world > 1 and accelerator.distributed_type != DistributedType.FSDP
+    sharded = fsdp_requested(cfg.fsdp) and world > 1 and accelerator.distributed_type != DistributedType.FSDP
+    if sharded and cfg.save_every:  # launched with accelerate's FSDP config: config validation did not see it
+        raise ConfigError("train.save_every: checkpoints of a sharded (FSDP) run are not written yet; remove it")
     if sharded:
         shard_per_layer(training.scorer)
         if isinstance(training.reference, ModelReference):  # a frozen copy: sharded the same way, never trained
@@ -228,6 +230,7 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
     else:
         scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
     trainable = {n: p for n, p in accelerator.unwrap_model(scorer).named_parameters() if p.requires_grad}
+    params = list(trainable.values())  # accelerate's own FSDP replaces the parameters: clip the ones it trains
     checkpoints = run_dir / "checkpoints"
     state = TrainState()
     if cfg.resume and (last := latest_checkpoint(checkpoints)) is not None:
