@@ -242,12 +242,33 @@ def test_fsdp2_on_two_processes_logs_what_one_does(tmp_path, tiny_model_dir, lor
         torch.testing.assert_close(two_weights[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_fsdp_checkpoints_are_refused_until_written(tmp_path):
-    from prefalign.config import load_config
+@pytest.mark.slow
+def test_fsdp2_checkpoints_hold_shards_and_resume(tmp_path, tiny_model_dir):
+    """A train.fsdp run on 2 processes checkpoints each process's shards (torch.distributed.checkpoint); cut back
+    to its step-2 checkpoint and resumed on 2 processes, it logs the straight run's steps 3-4; resumed unsharded,
+    it is refused, naming why."""
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
 
-    config = tiny_config(tmp_path, tmp_path / "toy.jsonl", tmp_path / "run", train={"fsdp": True, "save_every": 2})
-    with pytest.raises(ConfigError, match=r"train\.save_every: checkpoints of a train\.fsdp run"):
-        load_config(config)
+    def config(run: str, **train) -> dict:
+        settings = {"max_steps": 4, "save_every": 2, "lr": 5e-3, "warmup_ratio": 0.0, "batch_size": 2, "fsdp": True}
+        return tiny_config(tiny_model_dir, data, tmp_path / run, train={**settings, **train})
+
+    out = launch(tmp_path, config("straight"))
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    step = tmp_path / "straight" / "checkpoints" / "step-2"
+    assert not (step / "trainable.safetensors").exists() and (step / "sharded" / ".metadata").is_file()
+    assert len(list((step / "sharded").glob("*.distcp"))) == 2  # one file of shards per process
+    manifest = json.loads((step / "manifest.json").read_text())
+    assert "sharded/.metadata" in manifest and "scheduler.pt" in manifest
+    continued(tmp_path / "straight", tmp_path / "resumed")
+    out = launch(tmp_path, config("resumed", resume=True))
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert_same_records(train_records(tmp_path / "straight"), train_records(tmp_path / "resumed"), KEYS)
+
+    continued(tmp_path / "straight", tmp_path / "unsharded")
+    out = launch(tmp_path, config("unsharded", resume=True, fsdp=False))
+    assert out.returncode != 0
+    assert "was written by a sharded (FSDP) run and this is an unsharded one" in " ".join(out.stderr.split())
 
 
 @pytest.mark.slow

@@ -541,7 +541,7 @@ class TrainConfig(_Section):
         False,
         description="On several processes, shard parameters, gradients and optimizer state per decoder layer with "
         "FSDP2 (torch's fully_shard), where accelerate does not (on CPU; on GPUs use accelerate's FSDP config, "
-        "examples/accelerate/fsdp2.yaml). The same losses as one process; not with save_every yet.",
+        "examples/accelerate/fsdp2.yaml). The same losses as one process; checkpoints hold each process's shards.",
     )
     on_nonfinite: Literal["stop", "skip_step"] = Field(
         "stop",
@@ -682,11 +682,6 @@ class RunConfig(_Section):
             raise ValueError("output.save: output.gguf is converted from the merged model; add merged to output.save")
         if "adapter" in self.output.save and self.model.lora is None:
             raise ValueError("output.save: 'adapter' needs model.lora; full fine-tuning saves 'merged'")
-        if self.train.fsdp and self.train.save_every:
-            raise ValueError(
-                "train.save_every: checkpoints of a train.fsdp run (sharded weights and optimizer state) are not "
-                "written yet; remove save_every, or train.fsdp for replicated (DDP) processes"
-            )
         if self.data.split_pairs and self.method.paired:
             raise ValueError(
                 f"data.split_pairs: splits pairs into unpaired rows, and loss {loss!r} trains on pairs; "

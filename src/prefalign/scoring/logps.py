@@ -188,6 +188,11 @@ class SequenceScorer(nn.Module):
             use_segment_attention(model)
 
     @property
+    def _no_split_modules(self) -> list[str] | None:
+        """The model's decoder layer classes: what accelerate's FSDP auto-wrap shards one at a time."""
+        return getattr(unwrap(self.model), "_no_split_modules", None)
+
+    @property
     def backbone(self) -> nn.Module:
         base = unwrap(self.model)
         return getattr(base, base.base_model_prefix)

@@ -78,12 +78,20 @@ def _rng_from_json(saved: dict) -> dict:
 # Written last into a checkpoint: every file's size, so that resuming can tell a complete checkpoint from one
 # whose files were cut short (copied in part, or a disk that filled outside prefalign's own writes).
 MANIFEST = "manifest.json"
+# The folder of a sharded (FSDP) run's checkpoint where every process writes its shards (training.fsdp.save_sharded)
+# before the main process writes the rest; such a checkpoint has no trainable.safetensors or optimizer.pt.
+SHARDED = "sharded"
+
+
+def temp_dir(root: Path, step: int) -> Path:
+    """Where checkpoint step-N is written before it is renamed into place."""
+    return root / f".tmp-step-{step}"
 
 
 def save_checkpoint(
     root: Path,
     state: TrainState,
-    trainable: dict[str, torch.Tensor],
+    trainable: dict[str, torch.Tensor] | None,
     optimizer,
     scheduler,
     rng_states: list[dict],
@@ -93,26 +101,30 @@ def save_checkpoint(
 
     Everything goes into `.tmp-step-N`, renamed to `step-N` only when complete: a process killed mid-write, or a
     disk that fills, leaves the earlier checkpoints as they were. Nothing is pickled beyond what torch's
-    `weights_only` loader reads back (tensors, numbers, lists and dicts); the RNG states are JSON.
+    `weights_only` loader reads back (tensors, numbers, lists and dicts); the RNG states are JSON. With
+    `trainable` and `optimizer` None (a sharded run), every process has already written its shards into the
+    temp directory's SHARDED folder, which is kept.
     """
     final = root / f"step-{state.step}"
-    tmp = root / f".tmp-step-{state.step}"
+    tmp = temp_dir(root, state.step)
     writing = tmp
     try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        writing = tmp / "trainable.safetensors"
-        save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, writing)
-        for name, part in (("optimizer.pt", optimizer), ("scheduler.pt", scheduler)):
-            writing = tmp / name
-            torch.save(part.state_dict(), writing)
+        if trainable is not None:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            writing = tmp / "trainable.safetensors"
+            save_file({k: v.detach().contiguous().cpu() for k, v in trainable.items()}, writing)
+            writing = tmp / "optimizer.pt"
+            torch.save(optimizer.state_dict(), writing)
+        writing = tmp / "scheduler.pt"
+        torch.save(scheduler.state_dict(), writing)
         for rank, rng in enumerate(rng_states):
             writing = tmp / f"rng-{rank}.json"
             writing.write_text(json.dumps(_rng_json(rng)))
         writing = tmp / "state.json"
         writing.write_text(json.dumps(asdict(state)))
-        sizes = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
+        sizes = {str(path.relative_to(tmp)): path.stat().st_size for path in sorted(tmp.rglob("*")) if path.is_file()}
         writing = tmp / MANIFEST
         writing.write_text(json.dumps(sizes))
     except Exception as exc:
@@ -183,16 +195,26 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found, key=_step) if found else None
 
 
-def load_checkpoint(path: Path, trainable: dict[str, torch.nn.Parameter], optimizer, scheduler, rank: int):
-    tensors = load_file(path / "trainable.safetensors")
-    missing = set(trainable) - set(tensors)
-    if missing:
-        raise ValueError(f"{path}: checkpoint lacks {len(missing)} trained tensors, e.g. {sorted(missing)[0]}")
-    with torch.no_grad():
-        for name, param in trainable.items():
-            param.copy_(tensors[name])
-    # weights_only: torch's safe loader, which rebuilds tensors and plain containers and runs no pickled code.
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+def load_checkpoint(path: Path, trainable: dict[str, torch.nn.Parameter] | None, optimizer, scheduler, rank: int):
+    """Read a checkpoint back into the trained parameters, optimizer, scheduler and RNG; returns its TrainState.
+    `trainable` and `optimizer` None: a sharded run, which has read its shards already (training.fsdp)."""
+    sharded = (path / SHARDED).is_dir()
+    if sharded != (trainable is None):
+        written, launched = ("a sharded (FSDP)", "an unsharded") if sharded else ("an unsharded", "a sharded (FSDP)")
+        raise ConfigError(
+            f"train.resume: {path} was written by {written} run and this is {launched} one; resume it as it was "
+            "written (train.fsdp, or the accelerate FSDP config, on several processes for a sharded checkpoint)"
+        )
+    if trainable is not None:
+        tensors = load_file(path / "trainable.safetensors")
+        missing = set(trainable) - set(tensors)
+        if missing:
+            raise ValueError(f"{path}: checkpoint lacks {len(missing)} trained tensors, e.g. {sorted(missing)[0]}")
+        with torch.no_grad():
+            for name, param in trainable.items():
+                param.copy_(tensors[name])
+        # weights_only: torch's safe loader, which rebuilds tensors and plain containers and runs no pickled code.
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     rng_file = path / f"rng-{rank}.json"
     if rng_file.is_file():

@@ -8,11 +8,16 @@ and LM head included) is the root. Every parameter becomes a DTensor holding 1/N
 a layer's full weights exist only while it runs. The LoRA reference (the adapter switched off) is the same
 sharded model, so it is sharded the same way and never trained.
 
+Checkpoints of a sharded run hold each process's shards of the trained parameters and optimizer state
+(torch.distributed.checkpoint, `save_sharded`) beside the usual scheduler, RNG and data position.
 After training `full_state_on_main` gathers the full weights on rank 0, which loads them into an unsharded copy
 of the model: its answers, adapter, merged model and GGUF are made from the full state, written once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -56,3 +61,33 @@ def full_state_on_main(scorer: nn.Module) -> dict[str, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(scorer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def save_sharded(folder: Path, scorer: nn.Module, optimizer: torch.optim.Optimizer, trainable: Iterable[str]) -> None:
+    """Every process: write its shards of the trained parameters and of the optimizer state to `folder` with
+    torch.distributed.checkpoint (safetensors-free, but no pickled code: DCP's tensors and metadata)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    names = set(trainable)
+    model = {name: value for name, value in get_model_state_dict(scorer).items() if name in names}
+    dcp.save({"model": model, "optimizer": get_optimizer_state_dict(scorer, optimizer)}, checkpoint_id=folder)
+
+
+def load_sharded(folder: Path, scorer: nn.Module, optimizer: torch.optim.Optimizer, trainable: Iterable[str]) -> None:
+    """Every process: read its shards back (`save_sharded`; DCP re-shards for another process count)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    names = set(trainable)
+    model = {name: value for name, value in get_model_state_dict(scorer).items() if name in names}
+    state = {"model": model, "optimizer": get_optimizer_state_dict(scorer, optimizer)}
+    dcp.load(state, checkpoint_id=folder)
+    set_model_state_dict(scorer, state["model"], options=StateDictOptions(strict=False))
+    set_optimizer_state_dict(scorer, optimizer, state["optimizer"])

@@ -15,6 +15,7 @@ The loop only runs steps; what is logged, shown, watched or reported listens to 
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -26,16 +27,24 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, gather_object
 
-from prefalign.config import ConfigError, TrainConfig
+from prefalign.config import TrainConfig
 from prefalign.data.layout import Batch
 from prefalign.eval.evaluate import evaluate_held_out
 from prefalign.eval.probe import general_nll
 from prefalign.model.reference import ModelReference, Reference, Rows
 from prefalign.objective import Objective
-from prefalign.training.checkpoint import TrainState, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
+from prefalign.training.checkpoint import (
+    SHARDED,
+    TrainState,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    temp_dir,
+)
 from prefalign.training.distributed import fsdp_requested, gather_rows
 from prefalign.training.events import Events
-from prefalign.training.fsdp import shard_per_layer
+from prefalign.training.fsdp import load_sharded, save_sharded, shard_per_layer, sharded_layers
 from prefalign.training.metrics import MetricSums, reduce_sum
 from prefalign.training.optim import build_optimizer
 
@@ -169,9 +178,21 @@ def held_out_metrics(accelerator: Accelerator, scorer: torch.nn.Module, training
     return metrics
 
 
-def checkpoint(accelerator: Accelerator, root: Path, state: TrainState, trainable, optimizer, scheduler, keep: int):
-    """Write checkpoints/step-N (main process) with every process's RNG; returns its path."""
+def checkpoint(
+    accelerator: Accelerator, root: Path, state: TrainState, trainable, optimizer, scheduler, keep: int, sharded=None
+):
+    """Write checkpoints/step-N (main process) with every process's RNG; returns its path. A `sharded` scorer's
+    processes first write their shards of the trained weights and optimizer state into it, together."""
     rng_states = gather_object([rng_state()])  # every process's RNG, for dropout on resume
+    if sharded is not None:
+        tmp = temp_dir(root, state.step)
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        save_sharded(tmp / SHARDED, sharded, optimizer.optimizer, trainable)
+        accelerator.wait_for_everyone()
+        trainable, optimizer = None, None  # the main process writes the rest
     if accelerator.is_main_process:
         save_checkpoint(root, state, trainable, optimizer, scheduler, rng_states, keep)
     accelerator.wait_for_everyone()
@@ -216,25 +237,28 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
     steps_per_epoch, total_steps = plan(len(training.train_data), cfg, world)
     # train.fsdp where accelerate shards nothing (CPU processes): FSDP2 per decoder layer, before the optimizer
     # sees the parameters (they become DTensors), and no DDP wrapper around the sharded model.
-    sharded = fsdp_requested(cfg.fsdp) and world > 1 and accelerator.distributed_type != DistributedType.FSDP
-    if sharded and cfg.save_every:  # launched with accelerate's FSDP config: config validation did not see it
-        raise ConfigError("train.save_every: checkpoints of a sharded (FSDP) run are not written yet; remove it")
-    if sharded:
+    apply_fsdp = fsdp_requested(cfg.fsdp) and world > 1 and accelerator.distributed_type != DistributedType.FSDP
+    if apply_fsdp:
         shard_per_layer(training.scorer)
         if isinstance(training.reference, ModelReference):  # a frozen copy: sharded the same way, never trained
             shard_per_layer(training.reference.scorer)
     params = [p for p in training.scorer.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, cfg, total_steps)
-    if sharded:
+    if apply_fsdp:
         scorer, optimizer = training.scorer, accelerator.prepare(optimizer)
     else:
         scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
     trainable = {n: p for n, p in accelerator.unwrap_model(scorer).named_parameters() if p.requires_grad}
+    # sharded by prefalign or by accelerate's FSDP2: checkpoints hold each process's shards (training.fsdp)
+    sharded = sharded_layers(scorer) > 0
     params = list(trainable.values())  # accelerate's own FSDP replaces the parameters: clip the ones it trains
     checkpoints = run_dir / "checkpoints"
     state = TrainState()
     if cfg.resume and (last := latest_checkpoint(checkpoints)) is not None:
-        state = load_checkpoint(last, trainable, optimizer, scheduler, accelerator.process_index)
+        weights = (None, None) if sharded else (trainable, optimizer)  # a sharded run reads its shards below
+        state = load_checkpoint(last, *weights, scheduler, accelerator.process_index)
+        if sharded:
+            load_sharded(last / SHARDED, scorer, optimizer.optimizer, trainable)
     # what the next checkpoint records (Run.resumable compares it with a resuming launch)
     state.examples_per_step, state.processes = cfg.batch_size * cfg.grad_accum * world, world
     result = LoopResult(state)
@@ -282,7 +306,10 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
             scorer.train()
         if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total_steps:
             keep = cfg.keep_checkpoints
-            events.checkpoint(checkpoint(accelerator, checkpoints, state, trainable, optimizer, scheduler, keep))
+            written = checkpoint(
+                accelerator, checkpoints, state, trainable, optimizer, scheduler, keep, scorer if sharded else None
+            )
+            events.checkpoint(written)
 
     if training.eval_data is not None and result.last_eval_step != state.step:
         evaluate()
