@@ -129,9 +129,10 @@ def test_kl_partners_cross_processes_as_one_process_pairs():
 def continued(run_dir, copy_to):
     """A copy of a finished 4-step run cut back to its step-2 checkpoint: what a run killed after it leaves."""
     shutil.copytree(run_dir, copy_to)
-    for name in ("adapter", "result.json", "README.md"):
+    for name in ("adapter", "merged", "result.json", "README.md"):
         path = copy_to / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     assert [p.name for p in (copy_to / "checkpoints").iterdir()] == ["step-2"]
     return copy_to
 
@@ -213,25 +214,28 @@ def test_two_processes_share_the_reference_pass(tmp_path, tiny_model_dir, monkey
 def test_fsdp2_on_two_processes_logs_what_one_does(tmp_path, tiny_model_dir, lora):
     """train.fsdp on 2 CPU processes: prefalign shards each decoder layer with fully_shard (accelerate does not
     on CPU); losses, rewards and gradient norms are one process's, and rank 0 writes the output from the full
-    weights: the adapter (LoRA) or the merged model (full fine-tuning) equals the one-process run's."""
+    weights: the adapter (LoRA) or the merged model (full fine-tuning) equals the one-process run's. The LoRA
+    run also checkpoints each process's shards (torch.distributed.checkpoint), and resumes from them."""
     from safetensors.torch import load_file
 
     data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
     model = {} if lora else {"lora": None}
     output = "adapter" if lora else "merged"
 
-    def config(run: str, batch_size: int) -> dict:
-        train = {"max_steps": 3, "lr": 5e-3 if lora else 1e-3, "warmup_ratio": 0.0, "batch_size": batch_size,
-                 "fsdp": True, "mixed_precision": "no"}  # fmt: skip
-        # full fine-tuning: the reference is a frozen copy (mode model), a second model beside the sharded one
+    def config(run: str, batch_size: int, **extra) -> dict:
+        train = {"max_steps": 4 if lora else 3, "lr": 5e-3 if lora else 1e-3, "warmup_ratio": 0.0,
+                 "batch_size": batch_size, "fsdp": True, "mixed_precision": "no", **extra}  # fmt: skip
+        # full fine-tuning: the reference is a frozen copy (mode model), sharded beside the policy
         reference = {} if lora else {"mode": "model"}
         return tiny_config(tiny_model_dir, data, tmp_path / run, train=train, model=model, reference=reference,
                            output={"save": [output]})  # fmt: skip
 
-    one_thread_train(config("one", 4))  # one process: train.fsdp has nothing to shard across
-    out = launch(tmp_path, config("two", 2))
+    checkpointed = {"save_every": 2} if lora else {}
+    one_thread_train(config("one", 4, **checkpointed))  # one process: train.fsdp has nothing to shard across
+    out = launch(tmp_path, config("two", 2, **checkpointed))
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
-    assert_same_records(train_records(tmp_path / "one"), train_records(tmp_path / "two"), KEYS)
+    straight = train_records(tmp_path / "one")
+    assert_same_records(straight, train_records(tmp_path / "two"), KEYS)
     result = json.loads((tmp_path / "two" / "result.json").read_text())
     assert result["distributed"]["sharding"] == "FSDP2 per decoder layer, applied by prefalign (2 layers)"
     one_file = "adapter_model.safetensors" if lora else "model.safetensors"
@@ -240,35 +244,22 @@ def test_fsdp2_on_two_processes_logs_what_one_does(tmp_path, tiny_model_dir, lor
     assert one_weights.keys() == two_weights.keys()
     for name, tensor in one_weights.items():  # full shapes: written from the gathered weights, not one shard
         torch.testing.assert_close(two_weights[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+    if not lora:
+        return
 
-
-@pytest.mark.slow
-def test_fsdp2_checkpoints_hold_shards_and_resume(tmp_path, tiny_model_dir):
-    """A train.fsdp run on 2 processes checkpoints each process's shards (torch.distributed.checkpoint); cut back
-    to its step-2 checkpoint and resumed on 2 processes, it logs the straight run's steps 3-4; resumed unsharded,
-    it is refused, naming why."""
-    data = write_jsonl(tmp_path / "toy.jsonl", toy_rows())
-
-    def config(run: str, **train) -> dict:
-        settings = {"max_steps": 4, "save_every": 2, "lr": 5e-3, "warmup_ratio": 0.0, "batch_size": 2, "fsdp": True}
-        return tiny_config(tiny_model_dir, data, tmp_path / run, train={**settings, **train})
-
-    out = launch(tmp_path, config("straight"))
-    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
-    step = tmp_path / "straight" / "checkpoints" / "step-2"
+    step = tmp_path / "two" / "checkpoints" / "step-2"
     assert not (step / "trainable.safetensors").exists() and (step / "sharded" / ".metadata").is_file()
     assert len(list((step / "sharded").glob("*.distcp"))) == 2  # one file of shards per process
     manifest = json.loads((step / "manifest.json").read_text())
     assert "sharded/.metadata" in manifest and "scheduler.pt" in manifest
-    continued(tmp_path / "straight", tmp_path / "resumed")
-    out = launch(tmp_path, config("resumed", resume=True))
+    continued(tmp_path / "two", tmp_path / "resumed")
+    out = launch(tmp_path, config("resumed", 2, save_every=2, resume=True))
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
-    assert_same_records(train_records(tmp_path / "straight"), train_records(tmp_path / "resumed"), KEYS)
-
-    continued(tmp_path / "straight", tmp_path / "unsharded")
-    out = launch(tmp_path, config("unsharded", resume=True, fsdp=False))
-    assert out.returncode != 0
-    assert "was written by a sharded (FSDP) run and this is an unsharded one" in " ".join(out.stderr.split())
+    assert_same_records(straight, train_records(tmp_path / "resumed"), KEYS)
+    # one unsharded process (the same 4 examples a step) cannot read the shards: refused, saying why
+    continued(tmp_path / "two", tmp_path / "unsharded")
+    with pytest.raises(ConfigError, match=r"written by a sharded \(FSDP\) run and this is an unsharded one"):
+        one_thread_train(config("unsharded", 4, save_every=2, resume=True, fsdp=False))
 
 
 @pytest.mark.slow
