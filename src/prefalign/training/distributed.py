@@ -81,3 +81,18 @@ def distribution(accelerator, sharding: str | None = None) -> dict:
         "backend": getattr(state, "backend", None) or "none",
         "sharding": sharding,
     }
+
+
+def deepspeed_settings(accelerator, batch_size: int, grad_accum: int) -> None:
+    """Under accelerate's DeepSpeed (not run by prefalign's tests: no GPU here). DeepSpeed's config needs the
+    micro-batch, which accelerate reads from a prepared data loader, and prefalign prepares none: set it when the
+    config leaves it `auto`. Accumulation is refused: accelerate's DeepSpeed backward steps the optimizer at each
+    call (sync_gradients stays True: prefalign accumulates by hand), so 2 micro-batches would make 2 updates."""
+    plugin = accelerator.state.deepspeed_plugin
+    if grad_accum > 1:
+        raise ConfigError(
+            "train.grad_accum: under DeepSpeed prefalign takes one micro-batch a step for now; set train.grad_accum: "
+            "1 and raise train.batch_size or the process count, or use FSDP2 (examples/accelerate/fsdp2.yaml)"
+        )
+    if plugin.is_auto("train_micro_batch_size_per_gpu"):
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = batch_size

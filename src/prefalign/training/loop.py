@@ -42,7 +42,7 @@ from prefalign.training.checkpoint import (
     save_checkpoint,
     temp_dir,
 )
-from prefalign.training.distributed import fsdp_requested, gather_rows
+from prefalign.training.distributed import deepspeed_settings, fsdp_requested, gather_rows
 from prefalign.training.events import Events
 from prefalign.training.fsdp import load_sharded, save_sharded, shard_per_layer, sharded_layers
 from prefalign.training.metrics import MetricSums, reduce_sum
@@ -242,6 +242,8 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         shard_per_layer(training.scorer)
         if isinstance(training.reference, ModelReference):  # a frozen copy: sharded the same way, never trained
             shard_per_layer(training.reference.scorer)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        deepspeed_settings(accelerator, cfg.batch_size, cfg.grad_accum)
     params = [p for p in training.scorer.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, cfg, total_steps)
     if apply_fsdp:
