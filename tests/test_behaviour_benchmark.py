@@ -218,16 +218,24 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     assert row["probe_nll_before"] > 0 and row["probe_nll_after"] > 0
     assert len(answers["general_before"]) == len(answers["general_after"]) == 24
     assert f"| {100 * row['general_nll_change']:+.1f}% |" in table
+    # The peer answers (other voices, ../shared/peers): their own NLL change, on the same tokenizer.
+    assert row["peer_nll_change"] == pytest.approx(
+        (row["peer_nll_after"] - row["peer_nll_before"]) / row["peer_nll_before"]
+    )
+    assert row["peer_nll_tokens"] > 2000
+    assert f"| {100 * row['peer_nll_change']:+.1f}% | {100 * row['general_nll_change']:+.1f}% |" in table
 
 
 def test_table_refuses_retention_without_a_base_on_the_same_tokenizer(bench):
     run = bench["run"]
     row = {"general_nll_before": 2.0, "general_nll_after": 2.2, "general_ok_before": 0.5, "general_ok_after": 0.25}
     same = run.retention_cells({**row, "retention_tokenizer": "a", "retention_tokenizer_before": "a"})
-    assert same == "| +10.0% | 50% → 25% "
+    assert same == "| — | +10.0% | 50% → 25% "  # a row from before the peer measure existed
+    peer = {**row, "peer_nll_before": 1.0, "peer_nll_after": 1.05, "retention_tokenizer": "a"}
+    assert run.retention_cells({**peer, "retention_tokenizer_before": "a"}) == "| +5.0% | +10.0% | 50% → 25% "
     assert "refused" in run.retention_cells({**row, "retention_tokenizer": "a", "retention_tokenizer_before": "b"})
     assert "refused" in run.retention_cells({**row, "general_nll_before": None, "retention_tokenizer": "a"})
-    assert run.retention_cells({"behaviour_after": 0.5}) == "| — | — "  # a row from before the measure existed
+    assert run.retention_cells({"behaviour_after": 0.5}) == "| — | — | — "  # a row from before the measure existed
 
 
 def test_relative_change_refuses_a_missing_or_foreign_base():
