@@ -9,7 +9,8 @@ autograd keeps for backward:
   nothing: their input gradient needs only the weight); under autocast every such input is its own cast copy;
 - attention: query, key and value after RoPE, the output and its log-sum-exp (SDPA's fused kernels keep no
   score matrix; the padded layout's boolean mask is [rows, T, T] bytes);
-- the gated MLP: gate, its SiLU, up and their product (4 × intermediate);
+- the gated MLP: gate, its SiLU, up and their product (4 × intermediate), or 3 × intermediate with
+  train.fused_mlp (model/fused.py: the SiLU is recomputed in backward);
 - LoRA: each adapter's r-wide middle.
 
 With gradient checkpointing a layer keeps only its input; backward recomputes one layer at a time. The LM head
@@ -78,6 +79,7 @@ class Settings:
     quantization: str | None = None  # nf4, fp4, int8 (bitsandbytes; LoRA on top)
     reference: str = "adapter"  # model (a second copy), adapter, precomputed, none
     gradient_checkpointing: bool = False
+    fused_mlp: bool = False  # train.fused_mlp (it applies where the shape's MLPs are fusable)
     lm_head: bool = True  # False for a reward model: a scalar head, no vocabulary
     device: str = "cpu"  # cpu or cuda: the runtime's own memory (RUNTIME_BYTES)
 
@@ -137,7 +139,8 @@ def _layer_activation_bytes(shape: ModelShape, s: Settings, layout: str) -> floa
     kv_kept = shape.heads * shape.head_dim if layout == "padded" else kv
     attention = (2 * h + 2 * kv_kept) * act + shape.heads * 4  # q, k, v after RoPE, the output; log-sum-exp
     o_input = h * act  # the output heads made contiguous for o_proj
-    mlp = 4 * i * act  # gate, SiLU(gate), up, and their product (down_proj's input)
+    fused = s.fused_mlp and shape.fusable_mlp  # SiLU(gate) recomputed in backward instead of kept
+    mlp = (3 if fused else 4) * i * act  # gate, SiLU(gate), up, and their product (down_proj's input)
     lora = 0 if full else 7 * (s.lora_rank or 0) * act
     return norms + projection_inputs + attention + o_input + mlp + lora
 
