@@ -337,10 +337,11 @@ def test_front_picks_the_cheapest_recipe_that_meets_the_behaviour_rule(tmp_path)
     assert [p.recipe for p in front.front(points)] == ["weak", "noisy"]  # noisy beats strong and cheap on both
     chosen, why = front.choose(points)
     assert chosen.recipe == "cheap" and "meets the +5%" in why  # noisy's side effect (30%) rules it out
+    chosen, why = front.choose([p for p in points if p.recipe != "cheap"])
+    assert chosen.recipe == "strong" and "misses the +5%" in why  # qualifies, at +17%
     # With no recipe meeting the rule, the knee of the side-effect-free front.
-    unmet = [p for p in points if p.recipe != "cheap"]
-    chosen, why = front.choose(unmet)
-    assert "no recipe reaches" in why and chosen.recipe in {"weak", "strong"}
+    chosen, why = front.choose([p for p in points if p.recipe in ("weak", "noisy")])
+    assert "no recipe reaches" in why and chosen.recipe == "weak"
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     front.main(["--results", str(results), "--plot", str(tmp_path / "front.svg")])
