@@ -17,7 +17,9 @@ resident memory (VmHWM) is the engine's own:
   first scores the data with the reference and caches it, the second (measured) reuses it with no reference
   model loaded;
 - trl-cached: TRL's own `precompute_ref_log_probs`, run the same way (TRL caches the reference log-probs beside
-  the dataset's cache files, so its second run reuses them too): the like-for-like row for prefalign-cached.
+  the dataset's cache files, so its second run reuses them too): the like-for-like row for prefalign-cached;
+- prefalign-unfused (only with --engines): prefalign with train.fused_mlp off, to measure what the fused gated
+  MLP saves (`--engines trl,prefalign,prefalign-unfused`).
 
 Both engines get the same float32 weights, the same generated pairs (TRL's conversational format, which
 prefalign reads as it is), batch size, learning rate (constant, no warm-up), AdamW, gradient clipping at 1,
@@ -75,7 +77,8 @@ MEMORY_VARIANTS = (
     ("prefalign", True, "off"),
     ("prefalign", False, "off"),
 )
-ENGINES = ("trl", "prefalign", "prefalign-cached", "trl-cached")
+ENGINES = ("trl", "prefalign", "prefalign-cached", "trl-cached", "prefalign-unfused")
+DEFAULT_ENGINES = ENGINES[:4]  # prefalign-unfused (train.fused_mlp off) only when asked for
 CACHED = ("prefalign-cached", "trl-cached")  # a fill run first scores the data with the reference; the next reuses it
 LR = {"lora": 5e-4, "full": 1e-5}  # prefalign's recipe learning rates, for both engines
 LORA = {"r": 16, "alpha": 32.0}  # prefalign's default adapter shape, all linear layers
@@ -236,6 +239,7 @@ def prefalign_config(spec: dict) -> dict:
             "mixed_precision": "bf16" if spec["precision"] == "bf16" else "no",
             "gradient_checkpointing": spec["gradient_checkpointing"], "log_every": 1,
             "memory": spec.get("memory") or "off",
+            "fused_mlp": spec["engine"] != "prefalign-unfused",
         },
         "eval": {"generations": 0, "before": False},
         "output": {"dir": spec["run_dir"], "save": [], "overwrite": True},
@@ -513,7 +517,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--cases", default=",".join(CASES), help="comma list of: lora, full")
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help=f"comma list of: {', '.join(SHAPES)} "
                         f"(the _long ones at {LONG}× --max-length)")  # fmt: skip
-    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma list of: {', '.join(ENGINES)}")
+    parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help=f"comma list of: {', '.join(ENGINES)}")
     parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps per engine")
     parser.add_argument("--warmup", type=int, default=2, help="steps run first and not measured")
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per step (both engines)")

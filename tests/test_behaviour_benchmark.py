@@ -218,16 +218,24 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     assert row["probe_nll_before"] > 0 and row["probe_nll_after"] > 0
     assert len(answers["general_before"]) == len(answers["general_after"]) == 24
     assert f"| {100 * row['general_nll_change']:+.1f}% |" in table
+    # The peer answers (other voices, ../shared/peers): their own NLL change, on the same tokenizer.
+    assert row["peer_nll_change"] == pytest.approx(
+        (row["peer_nll_after"] - row["peer_nll_before"]) / row["peer_nll_before"]
+    )
+    assert row["peer_nll_tokens"] > 2000
+    assert f"| {100 * row['peer_nll_change']:+.1f}% | {100 * row['general_nll_change']:+.1f}% |" in table
 
 
 def test_table_refuses_retention_without_a_base_on_the_same_tokenizer(bench):
     run = bench["run"]
     row = {"general_nll_before": 2.0, "general_nll_after": 2.2, "general_ok_before": 0.5, "general_ok_after": 0.25}
     same = run.retention_cells({**row, "retention_tokenizer": "a", "retention_tokenizer_before": "a"})
-    assert same == "| +10.0% | 50% → 25% "
+    assert same == "| — | +10.0% | 50% → 25% "  # a row from before the peer measure existed
+    peer = {**row, "peer_nll_before": 1.0, "peer_nll_after": 1.05, "retention_tokenizer": "a"}
+    assert run.retention_cells({**peer, "retention_tokenizer_before": "a"}) == "| +5.0% | +10.0% | 50% → 25% "
     assert "refused" in run.retention_cells({**row, "retention_tokenizer": "a", "retention_tokenizer_before": "b"})
     assert "refused" in run.retention_cells({**row, "general_nll_before": None, "retention_tokenizer": "a"})
-    assert run.retention_cells({"behaviour_after": 0.5}) == "| — | — "  # a row from before the measure existed
+    assert run.retention_cells({"behaviour_after": 0.5}) == "| — | — | — "  # a row from before the measure existed
 
 
 def test_relative_change_refuses_a_missing_or_foreign_base():
@@ -305,3 +313,43 @@ def test_scoring_is_deterministic(bench, tiny_model_dir):
     assert [a["answer"] for a in first.answers] == [a["answer"] for a in second.answers]
     assert [a["kind"] for a in first.answers] == ["target", "target", "control", "control"]
     assert first.summary()["n_target"] == 2 and "answers" not in first.summary()
+
+
+def _front_row(recipe: str, task: str, gain: float, side: float, cost: float, engine: str = "prefalign") -> dict:
+    return {"engine": engine, "recipe": recipe, "task": task, "behaviour_before": 0.1, "behaviour_after": 0.1 + gain,
+            "side_effect_after": side, "peer_nll_change": cost}  # fmt: skip
+
+
+def test_front_picks_the_cheapest_recipe_that_meets_the_behaviour_rule(tmp_path):
+    front = _load("behaviour_front", BENCH / "front.py")
+    rows = [
+        *(_front_row("strong", t, 0.9, 0.0, 0.17) for t in ("tldr", "decline")),
+        _front_row("cheap", "tldr", 0.6, 0.05, 0.03), _front_row("cheap", "decline", 0.55, 0.0, 0.04),
+        _front_row("weak", "tldr", 0.9, 0.0, 0.01), _front_row("weak", "decline", 0.2, 0.0, 0.01),
+        _front_row("noisy", "tldr", 0.9, 0.3, 0.02), _front_row("noisy", "decline", 0.9, 0.0, 0.02),
+        _front_row("half", "tldr", 0.9, 0.0, 0.0),  # measured on one task only: not a point
+        {"engine": "prefalign", "recipe": "old", "task": "tldr", "behaviour_after": 1.0},  # no peer column
+    ]  # fmt: skip
+    points = front.points(rows)
+    assert {p.recipe for p in points} == {"strong", "cheap", "weak", "noisy"}
+    cheap = next(p for p in points if p.recipe == "cheap")
+    assert (cheap.gain, cheap.side_effect, cheap.cost) == (pytest.approx(0.55), 0.05, 0.04)  # the worse task's
+    assert [p.recipe for p in front.front(points)] == ["weak", "noisy"]  # noisy beats strong and cheap on both
+    chosen, why = front.choose(points)
+    assert chosen.recipe == "cheap" and "meets the +5%" in why  # noisy's side effect (30%) rules it out
+    chosen, why = front.choose([p for p in points if p.recipe != "cheap"])
+    assert chosen.recipe == "strong" and "misses the +5%" in why  # qualifies, at +17%
+    # With no recipe meeting the rule, the knee of the side-effect-free front.
+    chosen, why = front.choose([p for p in points if p.recipe in ("weak", "noisy")])
+    assert "no recipe reaches" in why and chosen.recipe == "weak"
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    front.main(["--results", str(results), "--plot", str(tmp_path / "front.svg")])
+    assert (tmp_path / "front.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_front_knee_is_the_point_farthest_from_the_chord():
+    front = _load("behaviour_front_knee", BENCH / "front.py")
+    line = [front.Point("p", name, gain, 0.0, cost, ("t",)) for name, gain, cost in
+            [("a", 0.0, 0.0), ("b", 0.8, 0.1), ("c", 0.9, 0.5), ("d", 1.0, 1.0)]]  # fmt: skip
+    assert front.knee(line).recipe == "b"

@@ -5,6 +5,7 @@ import sys
 
 import yaml
 
+from prefalign.config import load_config
 from tests.conftest import REPO, tiny_config
 
 
@@ -41,6 +42,7 @@ def test_examples_start_with_the_command_that_runs_them():
     for name in examples:
         first = (REPO / "examples" / name).read_text().splitlines()[0]
         assert first.startswith("# Run:") and f"prefalign train examples/{name}" in first, name
+        load_config(REPO / "examples" / name)  # each one valid as shipped
 
 
 def test_config_errors_exit_2_naming_the_key(tmp_path):

@@ -3,6 +3,7 @@ train.memory auto's choice, `prefalign plan`, and the estimate against the measu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -77,6 +78,17 @@ def test_lora_float32_estimate_by_hand():
     assert plan.component("optimizer state") == lora * 8
     assert plan.moment == "start of backward"
     assert plan.peak == RUNTIME_BYTES["cpu"] + 2000 * 4 + lora * 4 + lora * 8 + activations + head_chunk + workspace
+
+
+def test_fused_mlp_keeps_three_of_the_four_intermediates_where_the_model_has_fusable_mlps():
+    work = Workload(rows=1, width=10, scored=6, layout="prefix_shared_packed")
+    fusable = dataclasses.replace(SHAPE, fusable_mlp=True)
+    plain = estimate_memory(fusable, work, Settings(lora_rank=2))
+    fused = estimate_memory(fusable, work, Settings(lora_rank=2, fused_mlp=True))
+    # SiLU(gate) is recomputed in backward: one intermediate-wide float32 tensor per layer and position less.
+    assert plain.component("activations") - fused.component("activations") == 2 * 16 * 4 * 10
+    # A model without fusable MLPs (SHAPE says none) keeps all four whatever the setting.
+    assert estimate_memory(SHAPE, work, Settings(lora_rank=2, fused_mlp=True)).peak == plain.peak
 
 
 def test_full_fine_tuning_with_a_reference_copy_counts_gradients_state_and_the_copy():

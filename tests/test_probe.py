@@ -13,7 +13,7 @@ from tests.conftest import REPO, make_tiny_model
 
 def test_probe_ships_as_package_data():
     rows = probe_rows()
-    assert len(rows) == 8
+    assert len(rows) == 14
     assert all(r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant" for r in rows)
     # Without this an installed wheel lacks the probe (tomllib is 3.11+, and the package supports 3.10).
     pyproject = (REPO / "pyproject.toml").read_text()
@@ -22,7 +22,7 @@ def test_probe_ships_as_package_data():
 
 def test_probe_is_a_few_hundred_answer_tokens(tokenizer):
     batch = probe_batch(Renderer(tokenizer, RenderSettings(None, 1024, None, None)), tokenizer.pad_token_id)
-    assert batch.num_sequences == 8 and 300 <= batch.num_scored_tokens <= 800
+    assert batch.num_sequences == 14 and 500 <= batch.num_scored_tokens <= 1000
 
 
 def test_general_nll_is_the_mean_negative_log_prob_of_the_answer_tokens(tokenizer):
@@ -49,7 +49,7 @@ def test_general_nll_is_the_mean_negative_log_prob_of_the_answer_tokens(tokenize
 
 def test_probe_batch_follows_the_runs_limits(tokenizer):
     short = probe_batch(Renderer(tokenizer, RenderSettings(None, 1024, None, 10)), tokenizer.pad_token_id)
-    assert short.num_scored_tokens == 8 * 10  # every answer cut to max_completion_length, as the run sees it
+    assert short.num_scored_tokens == 14 * 10  # every answer cut to max_completion_length, as the run sees it
     with pytest.raises(ValueError, match="no room for any probe answer"):
         probe_batch(Renderer(tokenizer, RenderSettings(None, 8, None, None)), tokenizer.pad_token_id)
 

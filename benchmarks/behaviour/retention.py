@@ -13,6 +13,13 @@ project for the purpose; see general/generate.py for why not the peer data), eng
   (rules.is_degenerate), does not reproduce a task's trained template (either task's rule), and names at
   least one of the row's `expect` words. The rate is the share of questions answered that way.
 
+- **peer NLL**: the same per-token NLL on answers nobody on this project wrote, in other voices: the chosen
+  answers of LLaMA-Factory's `dpo_en_demo` (`../shared/peers/`, the data that first showed the cost; see
+  `peer_rows` for which 40). The project's own general answers share the project's plain voice, which the
+  tasks' chosen answers share too, so a run can make them *more* likely while everything else gets less likely
+  (measured: −7.4% on the general set, +5.1% on the peer answers, same adapter). The peer change is therefore
+  the headline retention figure; the general set stays for its answers rule.
+
 The base model's retention is computed once per (model, settings) and cached; a trained model's is only
 compared with a base computed on the same tokenizer (`tokenizer_fingerprint`): `relative_change` refuses
 a missing or foreign base rather than compare NLLs over different tokens.
@@ -35,6 +42,8 @@ from rules import TASKS, is_degenerate
 
 HERE = Path(__file__).resolve().parent
 GENERAL_PATH = HERE / "general" / "heldout.jsonl"
+PEER_PATH = HERE.parents[2] / "shared" / "peers" / "dpo_en_demo.json"  # next to the project, never copied into it
+PEER_ROWS = 40
 
 
 class RetentionError(ValueError):
@@ -44,6 +53,8 @@ class RetentionError(ValueError):
 @dataclass
 class Retention:
     nll: float  # per-token NLL of the reference answers (nats)
+    peer_nll: float  # per-token NLL of the peer answers (nats)
+    peer_tokens: int
     n_tokens: int  # answer tokens scored
     tokenizer: str  # tokenizer_fingerprint of the tokenizer that produced those tokens
     general_ok: float  # share of greedy answers that pass general_answer_ok
@@ -61,6 +72,30 @@ def general_rows(path: Path = GENERAL_PATH) -> list[dict]:
         missing = {"prompt", "answer", "expect"} - set(row)
         if missing:
             raise RetentionError(f"{path}:{i}: missing {', '.join(sorted(missing))}; regenerate with generate.py")
+    return rows
+
+
+_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+
+
+def peer_rows(path: Path = PEER_PATH, n: int = PEER_ROWS) -> list[dict]:
+    """The first `n` rows of LLaMA-Factory's dpo_en_demo whose conversation (up to 1,500 characters) and chosen
+    answer (up to 1,200) are short enough to score quickly, as {prompt: messages, answer: chosen text}. Its
+    ShareGPT roles map to chat roles; a row with another role is a RetentionError naming it."""
+    if not path.is_file():
+        raise RetentionError(f"{path}: the peer data is missing (the retention measure reads ../shared/peers)")
+    rows = []
+    for i, record in enumerate(json.loads(path.read_text(encoding="utf-8"))):
+        turns = record["conversations"]
+        answer = record["chosen"]["value"]
+        if sum(len(t["value"]) for t in turns) > 1500 or len(answer) > 1200:
+            continue
+        unknown = {t["from"] for t in turns} - set(_ROLES)
+        if unknown:
+            raise RetentionError(f"{path}: row {i}: unknown role(s) {sorted(unknown)}")
+        rows.append({"prompt": [{"role": _ROLES[t["from"]], "content": t["value"]} for t in turns], "answer": answer})
+        if len(rows) == n:
+            break
     return rows
 
 
@@ -133,6 +168,7 @@ def retention(
     rows = general_rows(path)
     started = time.perf_counter()
     nll, n_tokens = general_nll(model, tokenizer, rows)
+    peer, peer_tokens = general_nll(model, tokenizer, peer_rows())
     replies = generate(model, tokenizer, [row["prompt"] for row in rows], max_new_tokens, batch_size)
     records = [
         {"prompt": row["prompt"][-1]["content"], "answer": reply, **general_answer_ok(reply, row["expect"])}
@@ -140,6 +176,8 @@ def retention(
     ]
     return Retention(
         nll=nll,
+        peer_nll=peer,
+        peer_tokens=peer_tokens,
         n_tokens=n_tokens,
         tokenizer=tokenizer_fingerprint(tokenizer),
         general_ok=sum(r["ok"] for r in records) / max(len(records), 1),
@@ -149,15 +187,16 @@ def retention(
     )
 
 
-def relative_change(after: dict | None, base: dict | None) -> float:
-    """(NLL after − NLL base) / NLL base, refused when there is nothing fair to compare with."""
-    if after is None or after.get("nll") is None:
+def relative_change(after: dict | None, base: dict | None, key: str = "nll") -> float:
+    """(NLL after − NLL base) / NLL base of one measure (`nll` or `peer_nll`), refused when there is nothing fair
+    to compare with."""
+    if after is None or after.get(key) is None:
         raise RetentionError("the row has no retention score of its own")
-    if base is None or base.get("nll") is None:
+    if base is None or base.get(key) is None:
         raise RetentionError("the base model's retention score is missing: score the base model first")
     if base.get("tokenizer") != after.get("tokenizer"):
         raise RetentionError(
             f"the base model's retention was scored with another tokenizer ({base.get('tokenizer')} vs "
             f"{after.get('tokenizer')}): NLLs over different tokens do not compare; rescore the base model"
         )
-    return (after["nll"] - base["nll"]) / base["nll"]
+    return (after[key] - base[key]) / base[key]

@@ -120,22 +120,21 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-# The retention sweep, cheapest and most informative first, so a partial run still answers something: the
-# noise of the defaults (two seeds), the shortest runs (1 epoch), then lr x rpo_alpha at 2 epochs, then the
-# drift-limiting options, then TRL (slowest: 3 epochs with gradient checkpointing).
+# The retention sweep, most informative first, so a partial run still answers something: the defaults and
+# their noise (a second seed), the likeliest knee (lr 2e-4 with the NLL term, whose TRL twin cost +3.8%),
+# the shortest runs (1 epoch), then the rest of lr x rpo_alpha at 2 epochs, the drift-limiting options, and
+# TRL last (slowest: 3 epochs with gradient checkpointing).
+_FIRST: list[str] = ["defaults", "defaults_seed1", "rpo1_lr2e-4", "rpo1_epochs1", "rpo0.5_lr2e-4", "rpo1_beta0.3"]
 RETENTION_SWEEP: list[tuple[str, str]] = [
-    ("prefalign", "defaults"),
-    ("prefalign", "defaults_seed1"),
-    ("prefalign", "rpo1_epochs1"),
+    *[("prefalign", name) for name in _FIRST],
     ("prefalign", "rpo1_lr2e-4_epochs1"),
-    ("prefalign", "rpo1_beta0.3_epochs1"),
     *[
         ("prefalign", f"rpo{alpha}_lr{lr}")
         for lr in ("2e-4", "5e-4", "1e-3")
         for alpha in (0, 0.25, 0.5, 1)
-        if (alpha, lr) != (1, "5e-4")  # that is the defaults, already run
+        if (alpha, lr) != (1, "5e-4") and f"rpo{alpha}_lr{lr}" not in _FIRST  # (1, 5e-4) is the defaults
     ],
-    ("prefalign", "rpo1_beta0.3"),
+    ("prefalign", "rpo1_beta0.3_epochs1"),
     ("prefalign", "rpo1_lora_r4"),
     ("prefalign", "sigmoid_norm_rpo1"),
     ("prefalign", "apo_zero_rpo1"),
@@ -328,9 +327,9 @@ def likelihood_warnings(metrics: list[dict]) -> list[str]:
 
 def retention_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the base model's retention: the model, the general answers' text and how answers are generated."""
-    from retention import GENERAL_PATH
+    from retention import GENERAL_PATH, PEER_PATH, PEER_ROWS
 
-    text = GENERAL_PATH.read_bytes() + PROBE_PATH.read_bytes()
+    text = GENERAL_PATH.read_bytes() + PROBE_PATH.read_bytes() + PEER_PATH.read_bytes() + str(PEER_ROWS).encode()
     return {
         "model": args.model,
         "max_new_tokens": args.max_new_tokens,
@@ -431,6 +430,7 @@ def run_one(args: argparse.Namespace, task_name: str, engine: str, recipe: str) 
     gc.collect()
     # Refused, not compared, when the base was scored on another tokenizer (RetentionError stops the row).
     nll_change = relative_change(kept_after, kept_before)
+    peer_change = relative_change(kept_after, kept_before, "peer_nll")
     (run_dir / "answers.json").write_text(
         json.dumps(
             {
@@ -464,6 +464,10 @@ def run_one(args: argparse.Namespace, task_name: str, engine: str, recipe: str) 
         "general_nll_after": kept_after["nll"],
         "general_nll_change": nll_change,
         "general_nll_tokens": kept_after["n_tokens"],
+        "peer_nll_before": kept_before["peer_nll"],
+        "peer_nll_after": kept_after["peer_nll"],
+        "peer_nll_change": peer_change,
+        "peer_nll_tokens": kept_after["peer_tokens"],
         "general_ok_before": kept_before["general_ok"],
         "general_ok_after": kept_after["general_ok"],
         "probe_nll_before": kept_before["probe_nll"],
@@ -498,7 +502,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 TABLE_HEADER = (
     "| task | engine | recipe | precision | steps | behaviour before → after | side effect before → after "
-    "| degenerate after | general NLL change | general answers ok before → after "
+    "| degenerate after | peer NLL change | general NLL change | general answers ok before → after "
     "| train reward acc. | train margin | watch warnings | train time |"
 )
 
@@ -506,15 +510,16 @@ TABLE_HEADER = (
 def retention_cells(row: dict) -> str:
     """The retention columns: a row from before the measure existed shows —; one without a fair base, refused."""
     if row.get("general_nll_after") is None:
-        return "| — | — "
+        return "| — | — | — "
+    after = {"tokenizer": row.get("retention_tokenizer"), "nll": row["general_nll_after"]}
+    before = {"tokenizer": row.get("retention_tokenizer_before"), "nll": row.get("general_nll_before")}
+    after["peer_nll"], before["peer_nll"] = row.get("peer_nll_after"), row.get("peer_nll_before")
     try:
-        change = relative_change(
-            {"nll": row["general_nll_after"], "tokenizer": row.get("retention_tokenizer")},
-            {"nll": row.get("general_nll_before"), "tokenizer": row.get("retention_tokenizer_before")},
-        )
+        change = relative_change(after, before)
+        peer = "—" if after["peer_nll"] is None else f"{100 * relative_change(after, before, 'peer_nll'):+.1f}%"
     except RetentionError:
-        return "| refused (no base on this tokenizer) | — "
-    return f"| {100 * change:+.1f}% | {_pct(row['general_ok_before'])} → {_pct(row['general_ok_after'])} "
+        return "| refused (no base on this tokenizer) | — | — "
+    return f"| {peer} | {100 * change:+.1f}% | {_pct(row['general_ok_before'])} → {_pct(row['general_ok_after'])} "
 
 
 def table_row(row: dict) -> str:

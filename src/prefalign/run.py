@@ -141,7 +141,11 @@ def _sample_prompts(config: RunConfig, data: PreparedData, tokenizer) -> list[tu
 
 def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, SequenceScorer]:
     """The model to train, and the scorer that runs it: a policy's log-probs, or a reward model's rewards."""
-    options = {"gradient_checkpointing": config.train.gradient_checkpointing, "compile": config.train.compile}
+    options = {
+        "gradient_checkpointing": config.train.gradient_checkpointing,
+        "compile": config.train.compile,
+        "fused_mlp": config.train.fused_mlp,
+    }
     # A compiled model gets the masked layouts as a dense mask: the segment attention's block list changes with
     # every batch, and each new one would recompile.
     segments = not config.train.compile

@@ -9,7 +9,7 @@ past bad rows and unreadable sources, collecting every problem.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from prefalign.config import ConfigError, RunConfig
 from prefalign.data import check_kind
 from prefalign.data.load import DataError, DataReport, canonical_rows, rows_kind, unpair_rows
 from prefalign.data.render import Renderer, RenderSettings, render_report, render_settings
+
+if TYPE_CHECKING:
+    import datasets
 
 # Printed where the prompt ends and the scored tokens begin.
 BOUNDARY = "⟦scored→⟧"
@@ -180,18 +183,7 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
     for key, sources in (("data.train", d.train), ("data.eval", d.eval or [])):
         if not sources:
             continue
-        parts = []
-        for source in sources:  # one at a time, so that a source that cannot be read does not hide the others
-            try:
-                rows, read = canonical_rows(
-                    [source], d.format, skip_bad_rows=True, num_proc=d.num_proc, seed=config.train.seed,
-                    drop_duplicates=d.skip_bad_rows,  # usable rows as training counts them
-                )  # fmt: skip
-            except DataError as exc:
-                report.errors.append(str(exc))
-                continue
-            report.merge(read)
-            parts.append(rows)
+        parts = _read_sources(sources, d, config.train.seed, report)
         kinds = {rows_kind(rows) for rows in parts}
         if len(kinds) > 1 and not d.split_pairs:
             report.errors.append(
@@ -211,27 +203,50 @@ def validate_data(config: RunConfig, tokenizer: Any) -> Validation:
                 check_kind(kind, config.method, key)
             except ConfigError as exc:
                 report.errors.append(str(exc))
-        validation.usable[key] = 0
-        for rows in parts:
-            if d.split_pairs:
-                rows = unpair_rows(rows, d.num_proc)
-            measured = rows.map(
-                _measure_batch,
-                batched=True,
-                fn_kwargs={"renderer": renderer},
-                remove_columns=rows.column_names,
-                num_proc=d.num_proc,
-                desc=f"Validating {key}",
-            )
-            columns = measured.with_format("numpy")[:]
-            errors, drops, truncated = columns["error"], columns["drop"], columns["truncated"]
-            report.bad_rows += [str(e) for e in errors if e]
-            report.merge(render_report(truncated, drops))  # a row that failed to render is neither cut nor dropped
-            rendered = errors == ""
-            kept = rendered & (drops == "")
-            validation.usable[key] += int(kept.sum())
-            for name in ("prompt", *completion_names(measured.column_names)):
-                lengths.setdefault(name, []).append(columns[f"{name}_tokens"][rendered])
+        validation.usable[key] = sum(_measure_rows(rows, key, d, renderer, report, lengths) for rows in parts)
     percentiles = {name: _percentiles(np.concatenate(parts)) for name, parts in lengths.items()}
     validation.lengths = {name: values for name, values in percentiles.items() if values}  # none if nothing rendered
     return validation
+
+
+def _read_sources(sources: list, d: Any, seed: int, report: DataReport) -> list[datasets.Dataset]:
+    """Each source's canonical rows, one at a time, so that a source that cannot be read does not hide the
+    others: its error joins the report."""
+    parts = []
+    for source in sources:
+        try:
+            rows, read = canonical_rows(
+                [source], d.format, skip_bad_rows=True, num_proc=d.num_proc, seed=seed,
+                drop_duplicates=d.skip_bad_rows,  # usable rows as training counts them
+            )  # fmt: skip
+        except DataError as exc:
+            report.errors.append(str(exc))
+            continue
+        report.merge(read)
+        parts.append(rows)
+    return parts
+
+
+def _measure_rows(
+    rows: datasets.Dataset, key: str, d: Any, renderer: Renderer, report: DataReport, lengths: dict[str, list]
+) -> int:
+    """Render one source's rows: their problems join the report, their token lengths `lengths`; returns how
+    many rows training would keep."""
+    if d.split_pairs:
+        rows = unpair_rows(rows, d.num_proc)
+    measured = rows.map(
+        _measure_batch,
+        batched=True,
+        fn_kwargs={"renderer": renderer},
+        remove_columns=rows.column_names,
+        num_proc=d.num_proc,
+        desc=f"Validating {key}",
+    )
+    columns = measured.with_format("numpy")[:]
+    errors, drops, truncated = columns["error"], columns["drop"], columns["truncated"]
+    report.bad_rows += [str(e) for e in errors if e]
+    report.merge(render_report(truncated, drops))  # a row that failed to render is neither cut nor dropped
+    rendered = errors == ""
+    for name in ("prompt", *completion_names(measured.column_names)):
+        lengths.setdefault(name, []).append(columns[f"{name}_tokens"][rendered])
+    return int((rendered & (drops == "")).sum())

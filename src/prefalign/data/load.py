@@ -343,24 +343,9 @@ def canonical_rows(
     parts, report = [], DataReport()
     seen: list[tuple[np.ndarray, datasets.Dataset]] = []  # each source's row keys (_row_key) and rows, for duplicates
     for source in sources:
-        try:
-            converted, errors, rows_read, fmt = _source_rows(source, read_source(source), None, default_format, seed,
-                                                             num_proc)  # fmt: skip
-            unreadable: list[str] = []
-        except (DataError, UnicodeDecodeError) as exc:
-            # A broken line stops the read (DataError.problems); bytes that are not UTF-8 pass the reader and stop
-            # the first step that decodes them. Either way scan.py names the lines; skipping them reads the rest.
-            path = Path(source.path)
-            unreadable = exc.problems if isinstance(exc, DataError) else scan.find_problems(path)
-            if not unreadable:
-                if isinstance(exc, DataError):
-                    raise
-                raise DataError(f"{source.path}: could not read: {exc}") from exc
-            if not skip_bad_rows:
-                raise _unreadable_lines(path, unreadable) from None
-            raw, numbers = scan.readable_rows(path)
-            converted, errors, rows_read, fmt = _source_rows(source, raw, numbers, default_format, seed, num_proc)
-            rows_read += len(unreadable)
+        converted, errors, rows_read, fmt, unreadable = _read_rows(
+            source, default_format, seed, num_proc, skip_bad_rows
+        )
         checks = converted.with_format("numpy", columns=["key", "error"])[:]
         keys = checks["key"]
         duplicate, duplicates = _duplicates(keys, converted, seen)
@@ -383,6 +368,38 @@ def canonical_rows(
             usable = (checks["error"] == "") & ~duplicate
             converted = converted.select(np.flatnonzero(usable))
         parts.append(converted.remove_columns(["error", "key"]))
+    return _combine(sources, parts, split_pairs, num_proc), report
+
+
+def _read_rows(
+    source: DataSource, default_format: str, seed: int, num_proc: int | None, skip_bad_rows: bool
+) -> tuple[datasets.Dataset, list[str], int, str, list[str]]:
+    """One source's rows in canonical columns: (rows, conversion errors, rows read, format, unreadable lines).
+
+    A broken line stops the read (DataError.problems); bytes that are not UTF-8 pass the reader and stop the
+    first step that decodes them. Either way scan.py names the lines; skipping them reads the rest."""
+    try:
+        converted, errors, rows_read, fmt = _source_rows(source, read_source(source), None, default_format, seed,
+                                                         num_proc)  # fmt: skip
+        return converted, errors, rows_read, fmt, []
+    except (DataError, UnicodeDecodeError) as exc:
+        path = Path(source.path)
+        unreadable = exc.problems if isinstance(exc, DataError) else scan.find_problems(path)
+        if not unreadable:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{source.path}: could not read: {exc}") from exc
+        if not skip_bad_rows:
+            raise _unreadable_lines(path, unreadable) from None
+    raw, numbers = scan.readable_rows(path)
+    converted, errors, rows_read, fmt = _source_rows(source, raw, numbers, default_format, seed, num_proc)
+    return converted, errors, rows_read + len(unreadable), fmt, unreadable
+
+
+def _combine(
+    sources: list[DataSource], parts: list[datasets.Dataset], split_pairs: bool, num_proc: int | None
+) -> datasets.Dataset:
+    """The sources' rows as one dataset: pairs split into unpaired rows where kinds mix (with split_pairs)."""
     if len({rows_kind(part) for part in parts}) > 1:
         if not split_pairs:
             kinds = ", ".join(f"{source.path} ({rows_kind(part)})" for source, part in zip(sources, parts, strict=True))
@@ -393,5 +410,4 @@ def canonical_rows(
         parts = [unpair_rows(part, num_proc) for part in parts]
     if len(parts) > 1 and any("margin" in part.column_names for part in parts):  # absent margins are 0
         parts = [p if "margin" in p.column_names else p.add_column("margin", [0.0] * len(p)) for p in parts]
-    rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
-    return rows, report
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)

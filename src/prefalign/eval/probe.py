@@ -3,8 +3,11 @@
 A preference run can win its task and cost the model elsewhere: in issue 18 the default recipe raised
 the per-token NLL of ordinary chat answers it never trained on by 17.5% (the behaviour benchmark's
 retention column measures the same on its tasks). The probe shows that cost while the run trains, as
-`eval/general_nll`. Its text ships with the package (`prefalign/data/probe/general.jsonl`: eight
-questions with short answers, 368 answer tokens under SmolLM2's tokenizer) and is only ever scored,
+`eval/general_nll`. Its text ships with the package (`prefalign/data/probe/general.jsonl`: fourteen
+questions with short answers, about 770 answer tokens under SmolLM2's tokenizer; eight everyday answers in
+plain prose and six in other voices — a casual coding question, a formal letter, worked algebra, a story,
+SQL, bullet points — because a run whose chosen answers share one plain voice can make plain prose *more*
+likely while everything else gets less likely) and is only ever scored,
 never trained on: it is read here and nowhere in data loading.
 
 The NLL is summed over every answer token of the probe (end-of-turn included) and divided by their count,

@@ -9,7 +9,8 @@ autograd keeps for backward:
   nothing: their input gradient needs only the weight); under autocast every such input is its own cast copy;
 - attention: query, key and value after RoPE, the output and its log-sum-exp (SDPA's fused kernels keep no
   score matrix; the padded layout's boolean mask is [rows, T, T] bytes);
-- the gated MLP: gate, its SiLU, up and their product (4 × intermediate);
+- the gated MLP: gate, its SiLU, up and their product (4 × intermediate), or 3 × intermediate with
+  train.fused_mlp (model/fused.py: the SiLU is recomputed in backward);
 - LoRA: each adapter's r-wide middle.
 
 With gradient checkpointing a layer keeps only its input; backward recomputes one layer at a time. The LM head
@@ -78,6 +79,7 @@ class Settings:
     quantization: str | None = None  # nf4, fp4, int8 (bitsandbytes; LoRA on top)
     reference: str = "adapter"  # model (a second copy), adapter, precomputed, none
     gradient_checkpointing: bool = False
+    fused_mlp: bool = False  # train.fused_mlp (it applies where the shape's MLPs are fusable)
     lm_head: bool = True  # False for a reward model: a scalar head, no vocabulary
     device: str = "cpu"  # cpu or cuda: the runtime's own memory (RUNTIME_BYTES)
 
@@ -137,22 +139,28 @@ def _layer_activation_bytes(shape: ModelShape, s: Settings, layout: str) -> floa
     kv_kept = shape.heads * shape.head_dim if layout == "padded" else kv
     attention = (2 * h + 2 * kv_kept) * act + shape.heads * 4  # q, k, v after RoPE, the output; log-sum-exp
     o_input = h * act  # the output heads made contiguous for o_proj
-    mlp = 4 * i * act  # gate, SiLU(gate), up, and their product (down_proj's input)
+    fused = s.fused_mlp and shape.fusable_mlp  # SiLU(gate) recomputed in backward instead of kept
+    mlp = (3 if fused else 4) * i * act  # gate, SiLU(gate), up, and their product (down_proj's input)
     lora = 0 if full else 7 * (s.lora_rank or 0) * act
     return norms + projection_inputs + attention + o_input + mlp + lora
 
 
-def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | None = None) -> MemoryPlan:
-    """The estimated peak memory of one training process and its components (see the module docstring)."""
-    s = settings or Settings()
-    notes: list[str] = []
-    weight = DTYPE_BYTES[s.weight_dtype]
-    autocast = s.precision in ("bf16", "fp16")
-    full = s.lora_rank is None
-    h, v, layers = shape.hidden, shape.vocab, shape.layers
-    tokens, scored = workload.tokens, workload.scored
+@dataclass(frozen=True)
+class _Resident:
+    """What lives the whole run: weights (+ LoRA), a reference copy, gradients and optimizer state."""
 
-    # Weights: a quantised base keeps its decoder linears in 4 or 8 bits, the rest in the weights' dtype.
+    weights: int
+    reference: int
+    gradients: int
+    optimizer: int
+    lora_parameters: int
+    state_per_parameter: float
+
+
+def _resident(shape: ModelShape, s: Settings, notes: list[str]) -> _Resident:
+    weight = DTYPE_BYTES[s.weight_dtype]
+    full = s.lora_rank is None
+    # A quantised base keeps its decoder linears in 4 or 8 bits, the rest in the weights' dtype.
     base = shape.parameters * weight
     if s.quantization:
         if s.quantization not in QUANTISED_BYTES:
@@ -161,73 +169,114 @@ def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | 
     lora_parameters = 0 if full else shape.lora_parameters(s.lora_rank or 0)
     trainable = shape.parameters if full else lora_parameters
     trainable_bytes = weight if full else 4  # PEFT keeps adapter weights in float32
-    weights = int(base + lora_parameters * 4)
-    reference = int(base) if s.reference == "model" else 0
-    gradients = trainable * trainable_bytes
     state_per_parameter, note = optimizer_state_bytes(s.optimizer)
     if note:
         notes.append(note)
-    optimizer = int(trainable * state_per_parameter)
+    return _Resident(
+        weights=int(base + lora_parameters * 4),
+        reference=int(base) if s.reference == "model" else 0,
+        gradients=trainable * trainable_bytes,
+        optimizer=int(trainable * state_per_parameter),
+        lora_parameters=lora_parameters,
+        state_per_parameter=state_per_parameter,
+    )
 
-    # Activations kept for backward.
-    per_layer = _layer_activation_bytes(shape, s, workload.layout)
+
+def _outside_layers(shape: ModelShape, workload: Workload, s: Settings) -> int:
+    """Activations kept outside the decoder layers' own: the final norm, RoPE's tables, the padded layout's
+    mask copies, the prompt keys and values re-read by later answers, autocast's weight copies, and the LM
+    head's per-position inputs or input gradients."""
+    weight = DTYPE_BYTES[s.weight_dtype]
+    autocast = s.precision in ("bf16", "fp16")
+    full = s.lora_rank is None
+    tokens = workload.tokens
     residual = max(weight, 4) if autocast else weight
-    if s.gradient_checkpointing:  # each layer keeps its input; backward recomputes one layer at a time
-        layer_activations = layers * h * residual * tokens + per_layer * tokens
-    else:
-        layer_activations = layers * per_layer * tokens
-    outside = h * residual * (2 if full else 1) * tokens  # the final norm's input (and output, when it trains)
+    outside = shape.hidden * residual * (2 if full else 1) * tokens  # the final norm's input (+ output if it trains)
     outside += 2 * shape.head_dim * 4 * tokens  # RoPE's cos and sin, shared by the layers
     act = 2 if autocast else weight
-    kept_layers = 1 if s.gradient_checkpointing else layers
+    kept_layers = 1 if s.gradient_checkpointing else shape.layers
     if workload.layout == "padded":  # the padding mask reaches each layer's SDPA as a float [rows, 1, T, T] copy
         outside += kept_layers * workload.rows * workload.width**2 * 4
     # The prompt keys and values a later answer's block concatenates to its own, kept by its SDPA call.
     outside += kept_layers * 2 * workload.reread_prompt * shape.kv_heads * shape.head_dim * act
     if autocast:  # the half-precision copies of the linear weights, kept for backward (or cached by autocast)
         outside += shape.linear_parameters * 2
-    head_trains = full and s.lm_head
     if s.lm_head:
-        outside += scored * h * 4  # per scored position: its input gradient (frozen head) or input (trained)
-    activations = int(layer_activations + outside)
+        outside += workload.scored * shape.hidden * 4  # per scored position: input gradient (frozen) or input
+    return outside
 
-    # The LM head: one chunk of float32 logits and a temporary as large (logsumexp's, or the gradient in backward).
-    chunk = min(scored, max(16, CHUNK_LOGITS_BYTES // (4 * v))) if s.lm_head else 0
+
+def _layer_activations(shape: ModelShape, workload: Workload, s: Settings) -> tuple[int, float]:
+    """(bytes the decoder layers keep for backward, bytes per position and layer without checkpointing)."""
+    weight = DTYPE_BYTES[s.weight_dtype]
+    residual = max(weight, 4) if s.precision in ("bf16", "fp16") else weight
+    per_layer = _layer_activation_bytes(shape, s, workload.layout)
+    tokens = workload.tokens
+    if s.gradient_checkpointing:  # each layer keeps its input; backward recomputes one layer at a time
+        return int(shape.layers * shape.hidden * residual * tokens + per_layer * tokens), per_layer
+    return int(shape.layers * per_layer * tokens), per_layer
+
+
+def _head(shape: ModelShape, workload: Workload, s: Settings) -> tuple[int, int, int]:
+    """(positions per LM-head chunk, bytes of one chunk's logits and temporaries, a trained head's gradient)."""
+    weight = DTYPE_BYTES[s.weight_dtype]
+    autocast = s.precision in ("bf16", "fp16")
+    v = shape.vocab
+    # One chunk of float32 logits and a temporary as large (logsumexp's, or the gradient in backward).
+    chunk = min(workload.scored, max(16, CHUNK_LOGITS_BYTES // (4 * v))) if s.lm_head else 0
     head_chunk = 2 * chunk * v * 4 + (chunk * v * 2 if autocast else 0)
-    head_gradient = shape.embedding_parameters * weight if head_trains and shape.tied_head else 0
-    head_gradient += shape.head_parameters * weight if head_trains else 0
+    head_trains = s.lora_rank is None and s.lm_head
+    gradient = shape.embedding_parameters * weight if head_trains and shape.tied_head else 0
+    gradient += shape.head_parameters * weight if head_trains else 0
+    return chunk, head_chunk, gradient
+
+
+def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | None = None) -> MemoryPlan:
+    """The estimated peak memory of one training process and its components (see the module docstring)."""
+    s = settings or Settings()
+    notes: list[str] = []
+    full = s.lora_rank is None
+    weight = DTYPE_BYTES[s.weight_dtype]
+    resident = _resident(shape, s, notes)
+    layer_activations, per_layer = _layer_activations(shape, workload, s)
+    outside = _outside_layers(shape, workload, s)
+    activations = layer_activations + outside
+    chunk, head_chunk, head_gradient = _head(shape, workload, s)
     # Backward's own temporaries, one layer at a time: the gradients of the MLP's intermediate tensors.
-    workspace = int(3 * shape.intermediate * (2 if autocast else weight) * tokens)
+    workspace = int(3 * shape.intermediate * (2 if s.precision in ("bf16", "fp16") else weight) * workload.tokens)
 
     moments = {
         "end of forward": activations + head_chunk,
         "start of backward": activations + head_chunk + head_gradient + workspace,
-        "end of backward": gradients + outside + workspace
+        "end of backward": resident.gradients + outside + workspace
         + (shape.embedding_parameters * weight if full else 0),  # the embedding's gradient before it is added
-        "optimizer step": gradients + 2 * (shape.largest_tensor if full else 0) * 4,
+        "optimizer step": resident.gradients + 2 * (shape.largest_tensor if full else 0) * 4,
     }  # fmt: skip
     moment = max(moments, key=moments.__getitem__)
     runtime = RUNTIME_BYTES.get(s.device, RUNTIME_BYTES["cpu"])
-    peak = runtime + weights + reference + optimizer + moments[moment]
+    peak = runtime + resident.weights + resident.reference + resident.optimizer + moments[moment]
 
     what = "all weights" if full else f"LoRA r{s.lora_rank}"
+    lora = resident.lora_parameters
     components = [
         Component("runtime", runtime, "model code, tokenizer, math libraries' buffers"
                   + (" (CUDA context)" if s.device == "cuda" else "")),
-        Component("weights", weights, f"{shape.parameters / 1e6:.0f}M parameters in {s.weight_dtype}"
+        Component("weights", resident.weights, f"{shape.parameters / 1e6:.0f}M parameters in {s.weight_dtype}"
                   + (f", linear layers {s.quantization}" if s.quantization else "")
-                  + ("" if full else f" + {lora_parameters / 1e6:.2f}M LoRA in float32")),
-        Component("reference", reference, {"model": "a frozen copy", "adapter": "the policy, adapter off",
-                                           "precomputed": "cached log-probs", "none": "no reference"}
+                  + ("" if full else f" + {lora / 1e6:.2f}M LoRA in float32")),
+        Component("reference", resident.reference, {"model": "a frozen copy", "adapter": "the policy, adapter off",
+                                                    "precomputed": "cached log-probs", "none": "no reference"}
                   .get(s.reference, s.reference)),
-        Component("gradients", gradients, what),
-        Component("optimizer state", optimizer, f"{s.optimizer}, {state_per_parameter:g} B per trainable parameter"),
-        Component("activations", activations, f"{tokens} positions ({workload.rows} rows × {workload.width}, "
-                  f"{workload.layout}), " + ("checkpointed per layer" if s.gradient_checkpointing
-                                             else f"{per_layer * layers / 2**20:.2f} MiB per position")),
+        Component("gradients", resident.gradients, what),
+        Component("optimizer state", resident.optimizer,
+                  f"{s.optimizer}, {resident.state_per_parameter:g} B per trainable parameter"),
+        Component("activations", activations, f"{workload.tokens} positions ({workload.rows} rows × "
+                  f"{workload.width}, {workload.layout}), " + ("checkpointed per layer" if s.gradient_checkpointing
+                                                               else f"{per_layer * shape.layers / 2**20:.2f} MiB "
+                                                                    "per position")),
         Component("LM-head chunk", head_chunk + head_gradient,
-                  f"{chunk} of {scored} scored positions × {v} logits" + (", + the head's gradient" if head_gradient
-                                                                          else "")),
+                  f"{chunk} of {workload.scored} scored positions × {shape.vocab} logits"
+                  + (", + the head's gradient" if head_gradient else "")),
         Component("backward workspace", workspace, "one layer's gradients in flight"),
     ]  # fmt: skip
     return MemoryPlan(components, int(peak), moment, s, workload, notes)

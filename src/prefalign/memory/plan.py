@@ -87,6 +87,7 @@ def memory_settings(config: RunConfig, precision: str, reference_mode: str, **ov
         quantization=getattr(model, "quantization", None),
         reference="none" if reference_mode == "none" else reference_mode,
         gradient_checkpointing=config.train.gradient_checkpointing,
+        fused_mlp=config.train.fused_mlp,
         lm_head=config.method.kind == "policy" or config.method.lm_coef > 0,
     )
     return replace(settings, **overrides)

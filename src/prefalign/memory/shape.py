@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from prefalign.model.fused import fusable
+
 # Linear layers quantised by bitsandbytes: those inside the decoder layers (the embeddings and the LM head stay).
 _NOT_QUANTISED = ("lm_head", "score", "embed")
 
@@ -33,6 +35,7 @@ class ModelShape:
     largest_tensor: int  # elements of the largest weight (the optimizer's per-tensor temporaries)
     lora_parameters_per_rank: int  # Σ (in + out) over the adapted linear layers: LoRA r adds r times this
     lora_targets: str | tuple[str, ...] = "all-linear"
+    fusable_mlp: bool = False  # its gated MLPs are ones train.fused_mlp fuses (model/fused.py)
 
     def lora_parameters(self, rank: int) -> int:
         return rank * self.lora_parameters_per_rank
@@ -84,6 +87,7 @@ def shape_of(model: nn.Module, lora_targets: str | list[str] | tuple[str, ...] =
         largest_tensor=largest,
         lora_parameters_per_rank=lora_per_rank,
         lora_targets=targets,
+        fusable_mlp=any(fusable(module) for module in model.modules()),
     )
 
 

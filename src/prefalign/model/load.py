@@ -13,6 +13,7 @@ from torch import nn
 
 from prefalign.config import ModelConfig
 from prefalign.model.builtin import builtin_gguf, converted_dir, converted_gguf, hub_id
+from prefalign.model.fused import fuse_gated_mlps
 from prefalign.model.unwrap import unwrap
 
 log = logging.getLogger(__name__)
@@ -252,8 +253,11 @@ def load_output_embeddings(config: ModelConfig) -> nn.Module:
     return load_base(config).get_output_embeddings()
 
 
-def apply_train_options(model: nn.Module, *, gradient_checkpointing: bool = False, compile: bool = False) -> None:
-    """train.gradient_checkpointing and train.compile, in place on a loaded (possibly PEFT-wrapped) model.
+def apply_train_options(
+    model: nn.Module, *, gradient_checkpointing: bool = False, compile: bool = False, fused_mlp: bool = False
+) -> None:
+    """train.gradient_checkpointing, train.fused_mlp and train.compile, in place on a loaded (possibly
+    PEFT-wrapped) model.
 
     Checkpointing is non-reentrant: the reentrant kind gives no gradient to LoRA weights when the frozen
     embeddings' output does not require grad, and cannot be traced by torch.compile. transformers also hooks
@@ -262,6 +266,8 @@ def apply_train_options(model: nn.Module, *, gradient_checkpointing: bool = Fals
     what is saved stay the same, and the LM head keeps running chunk by chunk outside the compiled graph.
     """
     base = unwrap(model)
+    if fused_mlp:
+        fuse_gated_mlps(base)
     if gradient_checkpointing:
         kwargs = {"use_reentrant": False}
         enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.x's name

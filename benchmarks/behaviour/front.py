@@ -1,0 +1,185 @@
+"""The retention front (issue 18): what each recipe buys in behaviour against what it costs elsewhere.
+
+    python benchmarks/behaviour/front.py                 # reads runs/behaviour/results.jsonl
+    python benchmarks/behaviour/front.py --plot benchmarks/behaviour/front.svg
+
+A recipe is one (engine, recipe) measured on both tasks. Its three numbers, each the worse of the two tasks:
+
+- **gain**: behaviour after − before, in points (the smaller of the two tasks' gains);
+- **side effect**: the side-effect rate after (the larger);
+- **cost**: the peer NLL change (`peer_nll_change`, retention.py: the chosen answers of LLaMA-Factory's
+  dpo_en_demo, which no recipe trains on), the larger of the two tasks'.
+
+The **front** is the recipes no other beats on both gain and cost. The **choice** follows the issue's rule:
+among recipes with gain ≥ 50 points on both tasks and side effects < 10%, the smallest cost; when none
+qualifies, the knee of the front (the point farthest from the straight line between its two ends, in units
+of each axis's range), which the printout says plainly. A `defaults` row means the defaults it ran under
+(its `defaults` field), not today's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+GAIN_TARGET = 0.50  # behaviour up by at least 50 points on both tasks
+SIDE_EFFECT_LIMIT = 0.10
+COST_TARGET = 0.05  # the issue's retention target: at most +5% NLL on general answers
+
+
+@dataclass(frozen=True)
+class Point:
+    engine: str
+    recipe: str
+    gain: float
+    side_effect: float
+    cost: float
+    tasks: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine} {self.recipe}"
+
+    @property
+    def qualifies(self) -> bool:
+        return self.gain >= GAIN_TARGET and self.side_effect < SIDE_EFFECT_LIMIT
+
+
+def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> list[Point]:
+    """One point per (engine, recipe) measured on every task with the peer retention column; the newest row
+    of each (engine, recipe, task) counts."""
+    latest: dict[tuple[str, str, str], dict] = {}
+    for row in rows:
+        if row.get("peer_nll_change") is None:
+            continue  # a row from before the peer measure, or one whose retention was refused
+        latest[(row["engine"], row["recipe"], row["task"])] = row
+    result = []
+    for engine, recipe in sorted({(e, r) for e, r, _ in latest}):
+        per_task = [latest.get((engine, recipe, task)) for task in tasks]
+        if any(row is None for row in per_task):
+            continue
+        result.append(
+            Point(
+                engine=engine,
+                recipe=recipe,
+                gain=min(r["behaviour_after"] - r["behaviour_before"] for r in per_task),
+                side_effect=max(r["side_effect_after"] for r in per_task),
+                cost=max(r["peer_nll_change"] for r in per_task),
+                tasks=tasks,
+            )
+        )
+    return result
+
+
+def front(candidates: list[Point]) -> list[Point]:
+    """The points no other point beats on both gain (higher) and cost (lower), by rising cost."""
+    kept = [
+        p
+        for p in candidates
+        if not any((q.gain >= p.gain and q.cost <= p.cost) and (q.gain > p.gain or q.cost < p.cost) for q in candidates)
+    ]
+    return sorted(kept, key=lambda p: p.cost)
+
+
+def knee(line: list[Point]) -> Point:
+    """The front's point farthest from the chord between its ends, each axis scaled to its range."""
+    if len(line) <= 2:
+        return max(line, key=lambda p: p.gain)
+    first, last = line[0], line[-1]
+    span_cost = (last.cost - first.cost) or 1.0
+    span_gain = (last.gain - first.gain) or 1.0
+
+    def distance(p: Point) -> float:
+        x, y = (p.cost - first.cost) / span_cost, (p.gain - first.gain) / span_gain
+        return abs(y - x)  # the chord runs from (0, 0) to (1, 1) in scaled units
+
+    return max(line[1:-1], key=distance)
+
+
+def choose(candidates: list[Point]) -> tuple[Point | None, str]:
+    """The recipe to recommend and why."""
+    qualified = [p for p in candidates if p.qualifies]
+    if qualified:
+        best = min(qualified, key=lambda p: p.cost)
+        met = "meets" if best.cost <= COST_TARGET else "misses"
+        return best, (
+            f"the cheapest of {len(qualified)} recipe(s) with behaviour ≥ {GAIN_TARGET:.0%} up on every task and "
+            f"side effects < {SIDE_EFFECT_LIMIT:.0%}; it {met} the +{COST_TARGET:.0%} retention target"
+        )
+    line = front([p for p in candidates if p.side_effect < SIDE_EFFECT_LIMIT]) or front(candidates)
+    if not line:
+        return None, "no recipe has been measured on every task yet"
+    return knee(line), (
+        f"no recipe reaches behaviour ≥ {GAIN_TARGET:.0%} up on every task with side effects < "
+        f"{SIDE_EFFECT_LIMIT:.0%}: the knee of the front"
+    )
+
+
+def table(candidates: list[Point]) -> str:
+    on_front = {p.name for p in front(candidates)}
+    lines = [
+        "| engine | recipe | behaviour gain (worse task) | side effect (worse task) "
+        "| peer NLL change (worse task) | front |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in sorted(candidates, key=lambda p: p.cost):
+        lines.append(
+            f"| {p.engine} | {p.recipe} | {100 * p.gain:+.0f} pts | {p.side_effect:.0%} | {100 * p.cost:+.1f}% "
+            f"| {'yes' if p.name in on_front else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(candidates: list[Point], path: Path) -> None:
+    """Gain against cost, the front joined, the chosen point ringed; SVG or PNG by the file's suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen, _ = choose(candidates)
+    line = front(candidates)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for engine, marker in (("prefalign", "o"), ("trl", "s")):
+        mine = [p for p in candidates if p.engine == engine]
+        ax.scatter([100 * p.cost for p in mine], [100 * p.gain for p in mine], marker=marker, label=engine)
+    ax.plot([100 * p.cost for p in line], [100 * p.gain for p in line], "k--", linewidth=1, label="front")
+    for p in candidates:
+        ax.annotate(p.recipe, (100 * p.cost, 100 * p.gain), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if chosen is not None:
+        ax.scatter([100 * chosen.cost], [100 * chosen.gain], s=200, facecolors="none", edgecolors="red", label="chosen")
+    ax.axhline(100 * GAIN_TARGET, color="grey", linewidth=0.5)
+    ax.axvline(100 * COST_TARGET, color="grey", linewidth=0.5)
+    ax.set_xlabel("peer NLL change, worse task (%)")
+    ax.set_ylabel("behaviour gain, worse task (points)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> tuple[Point | None, str]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", default=str(REPO / "runs" / "behaviour" / "results.jsonl"))
+    parser.add_argument("--plot", help="write the front as SVG or PNG here")
+    args = parser.parse_args(argv)
+    path = Path(args.results)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    candidates = points(rows)
+    print(table(candidates))
+    chosen, why = choose(candidates)
+    print()
+    print(f"chosen: {chosen.name if chosen else '—'}: {why}")
+    if args.plot and candidates:
+        plot(candidates, Path(args.plot))
+        print(f"plot: {args.plot}")
+    return chosen, why
+
+
+if __name__ == "__main__":
+    main()
