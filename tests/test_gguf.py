@@ -246,6 +246,27 @@ def test_llama_cpp_tokenizes_and_templates_like_transformers(saved, tokenizer, t
     assert llm.detokenize(expected, special=True).decode() == rendered  # special: show <|im_start|> as text
 
 
+def test_q8_0_is_byte_for_byte_what_llama_cpps_own_quantizer_makes(saved, tmp_path):
+    """prefalign writes q8_0 itself (the gguf package's quantizer); llama.cpp's `llama-quantize` makes it from an
+    f32 file. Both files must hold the same tensors, of the same types (which ones stay f32: llama.cpp's
+    convention), with the same bytes. (On SmolLM2-135M this holds as well: measured 2026-12-03.)"""
+    pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) has llama.cpp's quantizer")
+    import gguf
+
+    from prefalign.export.gguf import llama_cpp_quantize
+
+    _, model_dir = saved("llama")
+    ours, f32 = export_gguf(model_dir, tmp_path, "tiny", ["q8_0", "f32"])
+    theirs = llama_cpp_quantize(f32, tmp_path / "llama-cpp-Q8_0.gguf", "q8_0")
+    ours_tensors = {t.name: t for t in gguf.GGUFReader(ours).tensors}
+    their_tensors = {t.name: t for t in gguf.GGUFReader(theirs).tensors}
+    assert ours_tensors.keys() == their_tensors.keys()
+    for name, tensor in ours_tensors.items():
+        assert tensor.tensor_type == their_tensors[name].tensor_type, name
+        assert np.asarray(tensor.data).tobytes() == np.asarray(their_tensors[name].data).tobytes(), name
+    assert ours_tensors["token_embd.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0  # the tied output too
+
+
 @pytest.mark.parametrize("quant", ["q4_k_m", "q5_k_m", "q6_k"])
 def test_k_quants_come_from_llama_cpps_quantizer_and_stay_close(quant, saved, tokenizer, tmp_path):
     """K-quants need rows in blocks of 256: a hidden size of 256 puts every weight through them."""

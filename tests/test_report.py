@@ -135,3 +135,30 @@ def test_data_summary_is_rendered_from_data_json(policy_run, tmp_path):
     page = render_report(run).read_text()
     assert "16 (trl_conversational 16)" in page and "2 (too long)" in page
     assert re.search(r"<td>train prompt</td><td class=\"num\">10</td><td class=\"num\">12</td>", page)
+
+
+def test_a_run_whose_report_cannot_be_written_finishes_warns_and_keeps_its_results(
+    tiny_model_dir, toy_data, tmp_path, monkeypatch
+):
+    import prefalign
+    from prefalign.report import listener
+    from tests.conftest import tiny_config
+
+    def full_disk(run_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(listener, "render_report", full_disk)  # every render of this run fails, as on a full disk
+    run = tmp_path / "run"
+    config = tiny_config(
+        tiny_model_dir, toy_data, run, data={"train": str(toy_data), "eval": str(toy_data)},
+        train={"max_steps": 2, "eval_every": 1}, eval={"before": True},
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = prefalign.train(config, quiet=True)
+    assert any("report.html was not written: OSError" in str(w.message) for w in caught)
+    assert not (run / "report.html").exists()
+    saved = json.loads((run / "result.json").read_text())
+    assert saved["after"]["loss"] == pytest.approx(result.after["loss"])  # training's results are all there
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) >= 2

@@ -407,18 +407,28 @@ def eval_command(
     ] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="How many prompts to answer.")] = 50,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens per answer.")] = 96,
+    sample: Annotated[bool, typer.Option("--sample", help="Sampled answers (seeded) instead of greedy ones.")] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="With --sample: the seed (default 0).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="With --sample: the temperature (default 1.0).")
+    ] = None,
+    top_p: Annotated[
+        float | None, typer.Option("--top-p", help="With --sample: nucleus sampling's share (default 1.0: off).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: RUN_DIR/eval).")] = None,
 ) -> None:
     """Evaluate a policy against its reference on preference pairs, answer prompts with the base and the aligned
-    model side by side, and with --reward-model give the win rate of aligned over base. Writes eval.json,
-    eval.jsonl and eval.html."""
+    model side by side (greedy, or seeded sampling with --sample), and with --reward-model give the win rate of
+    aligned over base. Writes eval.json, eval.jsonl and eval.html."""
     from prefalign.data import DataError
     from prefalign.eval.compare import evaluate
+    from prefalign.eval.sampling import sampling_from_options
 
     try:
+        sampling = sampling_from_options(sample, seed=seed, temperature=temperature, top_p=top_p)
         result = evaluate(
             model_or_run, data, reference=reference, reward_model=reward_model, prompts=prompts, n=n,
-            max_new_tokens=max_new_tokens, out=out,
+            max_new_tokens=max_new_tokens, sampling=sampling, out=out,
         )  # fmt: skip
     except (ConfigError, DataError, OSError) as exc:
         _fail(exc)
@@ -465,6 +475,8 @@ def runs_command(
 
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
 # ---- prefalign merge (export/merge.py) ----
 
 
@@ -489,6 +501,8 @@ def merge(
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     Console().print(f"Merged model written to [bold]{target}[/bold]")
+
+
 # --- prefalign plan (memory) ---------------------------------------------------------------------
 
 

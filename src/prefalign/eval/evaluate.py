@@ -1,13 +1,16 @@
-"""Held-out evaluation: loss, rewards and accuracies over pairs or unpaired rows; greedy answers to prompts."""
+"""Held-out evaluation: loss, rewards and accuracies over pairs or unpaired rows; answers to prompts (greedy, or
+seeded sampling)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
 import torch
 
 from prefalign.data.shards import shard_batches
+from prefalign.eval.sampling import Sampling
 from prefalign.model.reference import Reference
 from prefalign.objective import Objective
 from prefalign.training.metrics import MetricSums
@@ -45,8 +48,16 @@ def evaluate_held_out(
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, tokenizer: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> list[str]:
-    """Greedy answers, one prompt at a time (no padding to get wrong), decoded without special tokens."""
+def generate(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    prompt_ids: list[list[int]],
+    max_new_tokens: int,
+    sampling: Sampling | None = None,
+) -> list[str]:
+    """Greedy answers (sampled ones with `sampling`), one prompt at a time (no padding to get wrong), decoded
+    without special tokens."""
+    options = sampling.generate_options() if sampling else {"do_sample": False}
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -55,13 +66,14 @@ def generate(model: torch.nn.Module, tokenizer: Any, prompt_ids: list[list[int]]
     with torch.compiler.set_stance("force_eager"):
         for ids in prompt_ids:
             input_ids = torch.tensor([ids], device=device)
-            out = model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
+            with sampling.seeded(device) if sampling else contextlib.nullcontext():
+                out = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **options,
+                )
             answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
     model.train(was_training)
     return answers
