@@ -21,18 +21,19 @@ needs_llama_cpp = pytest.mark.skipif(not HAS_LLAMA_CPP, reason="needs the gguf e
 
 
 def test_smollm2_ggufs_agree_with_the_merged_model_on_held_out_text(smollm_dir, tmp_path):
-    """The 45 held-out quickstart conversations (5958 positions), each file read back by transformers and, where
-    the gguf extra is installed, run by llama.cpp. Figures measured 2026-12-03 (README, GGUF section)."""
+    """The first 12 held-out quickstart conversations (about 1,600 positions; the benchmark's default is all 45,
+    5958 positions, too slow for CI with llama.cpp), each file read back by transformers and, where the gguf
+    extra is installed, run by llama.cpp. Figures measured 2026-12-03 (README, GGUF section)."""
     quants = ["f16", "q8_0", *(["q4_k_m"] if HAS_LLAMA_CPP else [])]
-    results = measure(smollm_dir, quants, tmp_path, llama_cpp=HAS_LLAMA_CPP)
+    results = measure(smollm_dir, quants, tmp_path, rows=12, llama_cpp=HAS_LLAMA_CPP)
     bf16, f16, q8_0 = results["bf16-rounded weights"], results["f16"], results["q8_0"]
-    assert f16.positions > 5000
+    assert f16.positions > 1200
     # f16 is within bf16 rounding: closer than the merged model with its own weights rounded to bf16.
     assert f16.max_diff <= bf16.max_diff and f16.top1 >= bf16.top1 and f16.mean_kl <= bf16.mean_kl
     # q8_0 (measured 97.80%, mean KL 0.0019): byte for byte llama.cpp's own Q8_0 (tests/test_gguf.py), so what is
     # left is the rounding itself; it flips only near-ties (largest top-2 gap at a flip measured 0.23 nats), where
-    # a misplaced or misread tensor would flip confident positions too.
-    assert q8_0.top1 >= 0.97 and q8_0.mean_kl < 0.003 and q8_0.flip_gap < 0.5
+    # a misplaced or misread tensor would flip confident positions too. (97.2-97.3% on 8-10 conversations.)
+    assert q8_0.top1 >= 0.965 and q8_0.mean_kl < 0.003 and q8_0.flip_gap < 0.5
     if HAS_LLAMA_CPP:
         q4_k_m = results["q4_k_m"]  # measured 88.45%, mean KL 0.070; llama.cpp's own logits: 87.7% (8 rows)
         assert q4_k_m.top1 >= 0.87 and q4_k_m.mean_kl < 0.1
