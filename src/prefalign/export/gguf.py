@@ -22,6 +22,7 @@ import gguf
 import numpy as np
 import torch
 
+from prefalign.atomic import default_file_mode
 from prefalign.export.gguf_arch import (
     ArchSpec,
     GgufArchError,
@@ -166,8 +167,11 @@ def _tensors(plan: list[_Tensor], shapes: dict, config: Any) -> Iterator[tuple[_
 
 
 def _atomic_file(target: Path) -> Path:
+    """A temporary file beside `target`, readable as a plain open would make it (mkstemp makes it private, and
+    llama.cpp, Ollama or another user must be able to read the GGUF)."""
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())
     return Path(tmp)
 
 
