@@ -210,12 +210,12 @@ def test_an_existing_gguf_is_never_replaced_without_overwrite(saved, tmp_path):
 
 
 def test_export_cli_writes_a_run_directorys_gguf_and_refuses_to_overwrite(saved, tmp_path):
+    import os
     import shutil
     import stat
 
     from typer.testing import CliRunner
 
-    from prefalign.atomic import default_file_mode
     from prefalign.cli import app
 
     _, model_dir = saved("llama")
@@ -227,7 +227,9 @@ def test_export_cli_writes_a_run_directorys_gguf_and_refuses_to_overwrite(saved,
     written = run_dir / "gguf" / "myrun-F16.gguf"
     assert written.is_file()
     # Readable as a plain open would make it (the temporary file it was renamed from was private).
-    assert stat.S_IMODE(written.stat().st_mode) == default_file_mode()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask
     result = CliRunner().invoke(app, ["export", "gguf", str(run_dir), "--quant", "f16"])
     assert result.exit_code == 2 and "--overwrite" in result.output
     result = CliRunner().invoke(app, ["export", "gguf", str(run_dir), "--quant", "q4_k_x"])

@@ -49,11 +49,6 @@ def write_json_atomically(target: Path, value: object) -> Path:
     return write_text_atomically(target, json.dumps(value, indent=1, ensure_ascii=False, default=str) + "\n")
 
 
-def default_file_mode() -> int:
-    """A new file's mode under the process's umask (0o644 under the usual 022)."""
-    return _default_mode(False)
-
-
 def _default_mode(directory: bool) -> int:
     """What a plain mkdir / open would have given under the process's umask."""
     umask = os.umask(0)

@@ -22,7 +22,7 @@ import gguf
 import numpy as np
 import torch
 
-from prefalign.atomic import default_file_mode
+from prefalign.atomic import write_atomically
 from prefalign.export.gguf_arch import (
     ArchSpec,
     GgufArchError,
@@ -166,24 +166,14 @@ def _tensors(plan: list[_Tensor], shapes: dict, config: Any) -> Iterator[tuple[_
             yield item, handles[shapes[item.hf_name][1]].get_tensor(item.hf_name)
 
 
-def _atomic_file(target: Path) -> Path:
-    """A temporary file beside `target`, readable as a plain open would make it (mkstemp makes it private, and
-    llama.cpp, Ollama or another user must be able to read the GGUF)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
-    os.close(fd)
-    os.chmod(tmp, default_file_mode())
-    return Path(tmp)
-
-
 def write_float_gguf(model_dir: Path, target: Path, quant: str, name: str) -> Path:
     """A GGUF of `model_dir` with its 2-D weights as `quant` (f32, f16, bf16 or q8_0), written atomically."""
     config = _load_config(model_dir)
     spec = arch_spec(config)
     shapes = _shapes(_safetensors_files(model_dir))
     plan = _plan(config, spec, shapes, quant)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_file(target)
-    try:
+
+    def write(tmp: Path) -> None:
         writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[spec.arch])
         writer.add_name(name)
         write_hparams(writer, config, spec)
@@ -198,9 +188,8 @@ def write_float_gguf(model_dir: Path, target: Path, quant: str, name: str) -> Pa
         for item, tensor in _tensors(plan, shapes, config):
             writer.write_tensor_data(_prepared(tensor, item, config, spec))
         writer.close()
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomically(target, write, directory=False)
     return target
 
 
@@ -213,15 +202,13 @@ def llama_cpp_quantize(source: Path, target: Path, quant: str, threads: int | No
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(_FILE_TYPES[quant])
     params.nthread = threads or max(1, (os.cpu_count() or 2) // 2)
-    tmp = _atomic_file(target)
-    try:
+
+    def write(tmp: Path) -> None:
         status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             raise GgufExportError(f"llama.cpp's quantizer failed ({status}) making {quant} from {source}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+
+    return write_atomically(target, write, directory=False)
 
 
 def gguf_path(out_dir: Path, name: str, quant: str) -> Path:
@@ -255,14 +242,11 @@ def export_gguf(
     k_quants = [quant for quant in quants if GGUF_TYPES[quant].llama_cpp]
     if k_quants:
         base_type = "bf16" if str(getattr(config, "dtype", "")) in ("bfloat16", "torch.bfloat16") else "f16"
-        base = targets.get(base_type)
-        temporary = base is None
-        if temporary:
-            base = write_float_gguf(model_dir, _atomic_file(out_dir / f"{name}-{base_type}.gguf"), base_type, name)
-        try:
+        # The 16-bit file the quantizer reads: the one asked for, or a temporary one removed afterwards.
+        with tempfile.TemporaryDirectory(prefix=f".tmp-{name}-", dir=out_dir) as scratch:
+            base = targets.get(base_type) or write_float_gguf(
+                model_dir, Path(scratch) / f"{name}-{base_type}.gguf", base_type, name
+            )
             for quant in k_quants:
                 written.append(llama_cpp_quantize(base, targets[quant], quant))
-        finally:
-            if temporary:
-                base.unlink(missing_ok=True)
     return [targets[quant] for quant in quants if targets[quant] in written]

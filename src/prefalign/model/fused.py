@@ -31,12 +31,8 @@ def _activation(module: nn.Module) -> str | None:
     act = getattr(module, "act_fn", None)
     if isinstance(act, nn.SiLU) or type(act).__name__ == "SiLUActivation":
         return "silu"
-    partial = getattr(act, "act", None)  # transformers' GELUTanh holds functools.partial(gelu, approximate=...)
-    if type(act).__name__ in ("GELUTanh", "PytorchGELUTanh") or getattr(partial, "keywords", {}) == {
-        "approximate": "tanh"
-    }:
-        return "gelu_tanh"
-    if isinstance(act, nn.GELU) and act.approximate == "tanh":
+    # transformers' GELUTanh (Gemma's gelu_pytorch_tanh), or torch's own GELU with the tanh approximation.
+    if type(act).__name__ in ("GELUTanh", "PytorchGELUTanh") or getattr(act, "approximate", None) == "tanh":
         return "gelu_tanh"
     return None
 
