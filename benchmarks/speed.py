@@ -309,7 +309,9 @@ def run_prefalign(spec: dict) -> dict:
         scored = round(record["scored_tokens_per_s"] * seconds)
         steps.append({"seconds": seconds, "pairs": len(indices), "scored": scored, "distinct": distinct})
     model = seen["scorer"].model
+    memory = json.loads((result.run_dir / "result.json").read_text()).get("memory") or {}
     return {
+        "memory_choice": memory.get("message"),  # what train.memory chose, and why
         "steps": steps,
         "parameters": parameter_count(model),
         "run_seconds": run_seconds,
@@ -465,6 +467,7 @@ def summarise(result: dict, spec: dict, peak: float) -> dict:
         "timed_steps": len(timed),
         "parameters": result["parameters"],
         "run_seconds": result["run_seconds"],
+        "memory_choice": result.get("memory_choice"),
     }
 
 
@@ -507,6 +510,10 @@ def print_memory_table(rows: list[dict]) -> None:
         print(f"{r['engine']:<10} {r['variant']:<18} {r['case']:<5} {r['shape']:<18} {r['pairs_per_s']:>8.3f} "
               f"{r['peak_rss_mib']:>12.0f} {_ratio(r, plain, 'peak_rss_mib'):>9} "
               f"{_ratio(r, ckpt, 'peak_rss_mib'):>13} {_ratio(r, ckpt, 'pairs_per_s'):>17}")  # fmt: skip
+
+
+def write_results(out: Path, args: argparse.Namespace, peaks: dict, rows: list[dict]) -> None:
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "peaks": peaks, "rows": rows}, indent=1))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -631,12 +638,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         f"{fill}",
                         flush=True,
                     )
+                    if row["memory_choice"]:
+                        print(f"    train.memory: {row['memory_choice']}", flush=True)
+                    write_results(out, args, peaks, rows)  # each row as it lands
     print()
     parameters = rows[0]["parameters"] if rows else 0
     print(f"N = {parameters / 1e6:.1f}M parameters; MFU against the {args.precision} matmul peak "
           f"{peak / 1e9:.0f} GFLOP/s")  # fmt: skip
     print_memory_table(rows) if args.memory else print_table(rows)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "peaks": peaks, "rows": rows}, indent=1))
+    write_results(out, args, peaks, rows)
     print(f"\nresults: {out / 'results.json'}")
     return rows
 

@@ -193,6 +193,38 @@ def test_auto_checkpoints_when_splitting_is_not_enough_or_not_allowed():
     assert "gradient checkpointing on" in choice.reason
 
 
+def test_on_a_cpu_a_run_that_fits_is_split_when_activations_dominate_keeping_enough_positions():
+    budget = 10 * _plan_of(8, False).peak  # fits many times over
+    configured = _plan_of(8, False)
+    sized = [c for c in configured.components if c.name != "runtime"]
+    assert max(sized, key=lambda c: c.bytes).name == "activations"
+    # 400 positions per example: micro-batches of 2 (800) fall under 1000 positions, so 4 (1600) is the split.
+    choice = fit_to_budget(_plan_of, budget, batch_size=8, grad_accum=2, gradient_checkpointing=False,
+                           lean_positions=1000)  # fmt: skip
+    assert (choice.batch_size, choice.grad_accum, choice.gradient_checkpointing, choice.changed) == (4, 4, False, True)
+    assert choice.plan.peak < configured.peak
+    assert "activations are its largest part" in choice.reason and "micro-batches of 4 × 4" in choice.reason
+    # Without a floor (a GPU), or for a loss that looks across its micro-batch, it runs as configured.
+    for options in ({}, {"lean_positions": 1000, "can_split": False}):
+        choice = fit_to_budget(_plan_of, budget, batch_size=8, grad_accum=2, gradient_checkpointing=False, **options)
+        assert (choice.batch_size, choice.changed) == (8, False)
+    # A floor no split can keep leaves it as configured too.
+    choice = fit_to_budget(_plan_of, budget, batch_size=8, grad_accum=2, gradient_checkpointing=False,
+                           lean_positions=4000)  # fmt: skip
+    assert not choice.changed
+
+
+def test_a_run_whose_weights_dominate_is_not_split_on_a_cpu():
+    def weights_heavy(micro_batch: int, checkpointing: bool):
+        work = Workload(rows=1, width=micro_batch, scored=micro_batch, layout="prefix_shared_packed")
+        return estimate_memory(SHAPE, work, Settings(lora_rank=2, gradient_checkpointing=checkpointing))
+
+    budget = 10 * weights_heavy(8, False).peak
+    choice = fit_to_budget(weights_heavy, budget, batch_size=8, grad_accum=1, gradient_checkpointing=False,
+                           lean_positions=1)  # fmt: skip
+    assert not choice.changed
+
+
 def test_nothing_fits_refuses_with_the_fixes_and_weights_alone_are_named():
     smallest = _plan_of(1, True).peak
     expected = r"does not fit.*at least.*micro-batch 1, gradient checkpointing on.*to fit, a shorter data\.max_length"

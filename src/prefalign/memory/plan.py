@@ -11,7 +11,7 @@ from typing import Any
 
 from prefalign.config import RunConfig
 from prefalign.data.layout import ONE_ROW, make_batch
-from prefalign.memory.auto import MemoryChoice, fit_to_budget
+from prefalign.memory.auto import CPU_LEAN_POSITIONS, MemoryChoice, fit_to_budget
 from prefalign.memory.budget import device_memory, parse_size
 from prefalign.memory.estimate import MemoryPlan, Settings, Workload, estimate_memory
 from prefalign.memory.shape import ModelShape, shape_of
@@ -187,6 +187,7 @@ def plan_run(
         plan, budget, batch_size=batch_size, grad_accum=accum, gradient_checkpointing=base.gradient_checkpointing,
         can_split=can_split and world >= 1, budget_source=source,
         fixes=_fixes(config, base, configured.workload, device_type),
+        lean_positions=CPU_LEAN_POSITIONS if device_type == "cpu" else None,
     )  # fmt: skip
     return RunPlan(shape, configured, choice, budget, source, True, choice.reason)
 
