@@ -47,6 +47,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -429,15 +430,32 @@ def run_engine(spec: dict, work: Path) -> dict:
     spec_path = work / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", str(spec_path)], capture_output=True, text=True, cwd=REPO
-    )
+    log = work / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, __file__, "--worker", str(spec_path)], stdout=out,
+                                stderr=subprocess.STDOUT, text=True, cwd=REPO)  # fmt: skip
+        peak = 0.0
+        while proc.poll() is None:  # the worker's own peak is lost when the kernel kills it: watch from here
+            peak = max(peak, high_water_mib(proc.pid))
+            time.sleep(0.5)
+    if proc.returncode == -signal.SIGKILL:  # the kernel's OOM killer: a result, not a failure
+        return {"killed": True, "peak_rss_mib": peak, "wall_seconds": time.perf_counter() - started}
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        tail = "\n".join(log.read_text().strip().splitlines()[-25:])
         raise RuntimeError(f"{name} failed (exit {proc.returncode}):\n{tail}")
     result = json.loads(Path(spec["result"]).read_text())
     result["wall_seconds"] = time.perf_counter() - started
     return result
+
+
+def high_water_mib(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM) in MiB; 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
+    return int(line.split()[1]) / 1024 if line else 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -471,6 +489,13 @@ def summarise(result: dict, spec: dict, peak: float) -> dict:
     }
 
 
+def killed_row(result: dict, spec: dict) -> dict:
+    """A run the kernel killed for memory: its peak as last seen, and no speed."""
+    return {"engine": spec["engine"], "variant": spec.get("variant", ""), "case": spec["case"],
+            "shape": spec["shape"], "killed": True, "pairs_per_s": None, "peak_rss_mib": result["peak_rss_mib"],
+            "run_seconds": result["wall_seconds"], "memory_choice": None}  # fmt: skip
+
+
 def print_table(rows: list[dict]) -> None:
     print(
         f"{'engine':<17} {'case':<5} {'shape':<13} {'pairs/s':>8} {'scored tok/s':>12} {'MFU':>6} "
@@ -495,7 +520,11 @@ def variant_name(engine: str, checkpointing: bool, memory: str | None) -> str:
 
 
 def _ratio(row: dict, base: dict | None, key: str) -> str:
-    return f"{row[key] / base[key]:.2f}×" if base and base is not row else ""
+    if not base or base is row or row[key] is None:
+        return ""
+    if base[key] is None or base.get("killed"):  # killed: its true peak is above what was seen
+        return f"≤{row[key] / base[key]:.2f}×" if key == "peak_rss_mib" else ""
+    return f"{row[key] / base[key]:.2f}×"
 
 
 def print_memory_table(rows: list[dict]) -> None:
@@ -507,7 +536,8 @@ def print_memory_table(rows: list[dict]) -> None:
         plain = trl.get((r["case"], r["shape"], "checkpointing off"))
         ckpt = trl.get((r["case"], r["shape"], "checkpointing on"))
 
-        print(f"{r['engine']:<10} {r['variant']:<18} {r['case']:<5} {r['shape']:<18} {r['pairs_per_s']:>8.3f} "
+        speed = "killed" if r.get("killed") else f"{r['pairs_per_s']:.3f}"
+        print(f"{r['engine']:<10} {r['variant']:<18} {r['case']:<5} {r['shape']:<18} {speed:>8} "
               f"{r['peak_rss_mib']:>12.0f} {_ratio(r, plain, 'peak_rss_mib'):>9} "
               f"{_ratio(r, ckpt, 'peak_rss_mib'):>13} {_ratio(r, ckpt, 'pairs_per_s'):>17}")  # fmt: skip
 
@@ -629,6 +659,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     if engine in CACHED:  # a first run fills the cache; the second, measured, reuses it
                         fill_seconds = run_engine({**spec, "fill": True, "profile": None}, work)["run_seconds"]
                     result = run_engine(spec, work)
+                    if result.get("killed"):
+                        row = killed_row(result, spec)
+                        rows.append(row)
+                        print(f"  {engine} {case}: killed by the kernel at {row['peak_rss_mib']:.0f} MiB after "
+                              f"{result['wall_seconds']:.0f}s", flush=True)  # fmt: skip
+                        write_results(out, args, peaks, rows)
+                        continue
                     row = {**summarise(result, spec, peak), "fill_seconds": fill_seconds}
                     rows.append(row)
                     fill = f", cache fill run {row['fill_seconds']:.0f}s" if row["fill_seconds"] else ""
@@ -642,7 +679,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         print(f"    train.memory: {row['memory_choice']}", flush=True)
                     write_results(out, args, peaks, rows)  # each row as it lands
     print()
-    parameters = rows[0]["parameters"] if rows else 0
+    parameters = next((r["parameters"] for r in rows if "parameters" in r), 0)
     print(f"N = {parameters / 1e6:.1f}M parameters; MFU against the {args.precision} matmul peak "
           f"{peak / 1e9:.0f} GFLOP/s")  # fmt: skip
     print_memory_table(rows) if args.memory else print_table(rows)

@@ -257,6 +257,8 @@ def test_plan_command_prints_the_table_and_what_auto_chooses(tmp_path, tiny_mode
     assert tight.exit_code == 1 and "weights alone" in tight.output
     bad = _plan_cli(config, "train.memory_budget=lots")
     assert bad.exit_code == 2 and "train.memory_budget" in bad.output
+    offload = _plan_cli(config, "train.memory_budget=64GiB", "train.activation_offload=true")
+    assert offload.exit_code == 0 and "train.activation_offload has no effect on a CPU" in offload.output
 
 
 # --- the estimate against the measured peak --------------------------------------------------------

@@ -526,10 +526,11 @@ class TrainConfig(_Section):
     memory: Literal["auto", "off"] = Field(
         "auto",
         description="auto: before loading the model, estimate the run's peak memory (`prefalign plan` prints the "
-        "plan) and, only when it would not fit train.memory_budget, split each step into smaller micro-batches "
+        "plan) and, when it would not fit train.memory_budget, split each step into smaller micro-batches "
         "(the same gradient), then turn on gradient checkpointing; refuse to start, naming the fixes, when "
-        "nothing fits. off: run the settings as given (the plan is still printed, and a run that will not fit "
-        "is warned about).",
+        "nothing fits. On a CPU a run that fits is also split when activations are the largest part of its plan, "
+        "into micro-batches of at least 1024 positions (a CPU is no faster per position on larger ones). "
+        "off: run the settings as given (the plan is still printed, and a run that will not fit is warned about).",
     )
     memory_budget: str | int | None = Field(
         None,
@@ -541,6 +542,13 @@ class TrainConfig(_Section):
         description="torch.compile the model's backbone (the decoder layers); the first steps and every new "
         "batch shape pay a compile, later steps run faster. The masked layouts then reach the model as a dense "
         "mask (the segment attention's blocks change with every batch). Needs a C++ compiler on CPU.",
+    )
+    activation_offload: bool = Field(
+        False,
+        description="On a GPU, move the activations the backbone keeps for backward to pinned CPU memory in "
+        "forward and back in backward: with gradient checkpointing the device keeps about one decoder layer's "
+        "activations at any sequence length. The same gradients; slower by the copies. No effect on a CPU "
+        "(the start-up line says so). Not with train.compile.",
     )
     resume: bool = Field(False, description="Continue from the newest checkpoint in the run directory.")
     fsdp: bool = Field(
@@ -554,6 +562,13 @@ class TrainConfig(_Section):
         description="When a step's loss or gradient norm is NaN or infinite: stop, naming the step, the metric and "
         "the last checkpoint; or skip_step: drop that step's update (the data moves on) and count it.",
     )
+
+    @model_validator(mode="after")
+    def _offload_not_compiled(self) -> TrainConfig:
+        if self.activation_offload and self.compile:
+            raise ValueError("train.activation_offload: its hooks run around the backbone's forward, which "
+                             "train.compile replaces with a compiled graph; turn one of them off")  # fmt: skip
+        return self
 
     @field_validator("optimizer")
     @classmethod

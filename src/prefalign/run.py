@@ -145,6 +145,8 @@ def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, Seq
         "gradient_checkpointing": config.train.gradient_checkpointing,
         "compile": config.train.compile,
         "fused_mlp": config.train.fused_mlp,
+        # On a CPU the activations are in CPU memory already (the memory stage says the option has no effect).
+        "activation_offload": "cuda" if config.train.activation_offload and device.type == "cuda" else None,
     }
     # A compiled model gets the masked layouts as a dense mask: the segment attention's block list changes with
     # every batch, and each new one would recompile.

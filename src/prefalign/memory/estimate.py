@@ -80,6 +80,7 @@ class Settings:
     reference: str = "adapter"  # model (a second copy), adapter, precomputed, none
     gradient_checkpointing: bool = False
     fused_mlp: bool = False  # train.fused_mlp (it applies where the shape's MLPs are fusable)
+    activation_offload: bool = False  # train.activation_offload (it applies on a GPU)
     lm_head: bool = True  # False for a reward model: a scalar head, no vocabulary
     device: str = "cpu"  # cpu or cuda: the runtime's own memory (RUNTIME_BYTES)
 
@@ -212,9 +213,19 @@ def _layer_activations(shape: ModelShape, workload: Workload, s: Settings) -> tu
     residual = max(weight, 4) if s.precision in ("bf16", "fp16") else weight
     per_layer = _layer_activation_bytes(shape, s, workload.layout)
     tokens = workload.tokens
+    if s.activation_offload and s.device == "cuda":  # kept in CPU memory; backward brings back one layer's
+        return int(per_layer * tokens), per_layer
     if s.gradient_checkpointing:  # each layer keeps its input; backward recomputes one layer at a time
         return int(shape.layers * shape.hidden * residual * tokens + per_layer * tokens), per_layer
     return int(shape.layers * per_layer * tokens), per_layer
+
+
+def _activations_note(shape: ModelShape, s: Settings, per_layer: float) -> str:
+    if s.activation_offload and s.device == "cuda":
+        return "offloaded to CPU memory, one layer's back at a time"
+    if s.gradient_checkpointing:
+        return "checkpointed per layer"
+    return f"{per_layer * shape.layers / 2**20:.2f} MiB per position"
 
 
 def _head(shape: ModelShape, workload: Workload, s: Settings) -> tuple[int, int, int]:
@@ -271,9 +282,7 @@ def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | 
         Component("optimizer state", resident.optimizer,
                   f"{s.optimizer}, {resident.state_per_parameter:g} B per trainable parameter"),
         Component("activations", activations, f"{workload.tokens} positions ({workload.rows} rows × "
-                  f"{workload.width}, {workload.layout}), " + ("checkpointed per layer" if s.gradient_checkpointing
-                                                               else f"{per_layer * shape.layers / 2**20:.2f} MiB "
-                                                                    "per position")),
+                  f"{workload.width}, {workload.layout}), " + _activations_note(shape, s, per_layer)),
         Component("LM-head chunk", head_chunk + head_gradient,
                   f"{chunk} of {workload.scored} scored positions × {shape.vocab} logits"
                   + (", + the head's gradient" if head_gradient else "")),

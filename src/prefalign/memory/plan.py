@@ -88,6 +88,7 @@ def memory_settings(config: RunConfig, precision: str, reference_mode: str, **ov
         reference="none" if reference_mode == "none" else reference_mode,
         gradient_checkpointing=config.train.gradient_checkpointing,
         fused_mlp=config.train.fused_mlp,
+        activation_offload=config.train.activation_offload,
         lm_head=config.method.kind == "policy" or config.method.lm_coef > 0,
     )
     return replace(settings, **overrides)
@@ -189,7 +190,10 @@ def plan_run(
         fixes=_fixes(config, base, configured.workload, device_type),
         lean_positions=CPU_LEAN_POSITIONS if device_type == "cpu" else None,
     )  # fmt: skip
-    return RunPlan(shape, configured, choice, budget, source, True, choice.reason)
+    message = choice.reason
+    if config.train.activation_offload and device_type != "cuda":
+        message += "; train.activation_offload has no effect on a CPU (the activations are in CPU memory already)"
+    return RunPlan(shape, configured, choice, budget, source, True, message)
 
 
 def apply_choice(config: RunConfig, run_plan: RunPlan) -> None:

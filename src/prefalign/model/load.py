@@ -14,6 +14,7 @@ from torch import nn
 from prefalign.config import ModelConfig
 from prefalign.model.builtin import builtin_gguf, converted_dir, converted_gguf, hub_id
 from prefalign.model.fused import fuse_gated_mlps
+from prefalign.model.offload import offload_activations
 from prefalign.model.unwrap import unwrap
 
 log = logging.getLogger(__name__)
@@ -254,10 +255,16 @@ def load_output_embeddings(config: ModelConfig) -> nn.Module:
 
 
 def apply_train_options(
-    model: nn.Module, *, gradient_checkpointing: bool = False, compile: bool = False, fused_mlp: bool = False
+    model: nn.Module,
+    *,
+    gradient_checkpointing: bool = False,
+    compile: bool = False,
+    fused_mlp: bool = False,
+    activation_offload: str | None = None,
 ) -> None:
-    """train.gradient_checkpointing, train.fused_mlp and train.compile, in place on a loaded (possibly
-    PEFT-wrapped) model.
+    """train.gradient_checkpointing, train.fused_mlp, train.activation_offload and train.compile, in place on a
+    loaded (possibly PEFT-wrapped) model. `activation_offload`: the device type whose activations the backbone
+    moves to CPU memory in forward (model/offload.py), or None.
 
     Checkpointing is non-reentrant: the reentrant kind gives no gradient to LoRA weights when the frozen
     embeddings' output does not require grad, and cannot be traced by torch.compile. transformers also hooks
@@ -275,11 +282,14 @@ def apply_train_options(
             enable(activation_checkpointing_kwargs=kwargs)
         else:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    backbone = getattr(base, base.base_model_prefix)
+    if activation_offload and not hasattr(backbone, "_prefalign_offload"):
+        offload_activations(backbone, activation_offload)
     if compile:
         # Inductor builds C++ kernels on CPU (and host code on GPU): say so now, not deep in the first step.
         if not any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
             raise ValueError("train.compile: torch.compile needs a C++ compiler (g++ or clang++) on PATH; none found")
-        getattr(base, base.base_model_prefix).compile()
+        backbone.compile()
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
