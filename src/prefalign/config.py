@@ -612,6 +612,13 @@ class OutputConfig(_Section):
     )
     run_name: str | None = Field(None, description="The run's name in the trackers; default: output.dir's name.")
 
+    gguf: list[str] = Field(
+        default_factory=list,
+        description="GGUF files to write from the merged model at the end, for llama.cpp, Ollama and LM Studio: "
+        "RUN_DIR/gguf/NAME-QUANT.gguf for each of f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m (the K-quants need "
+        "the gguf extra: pip install 'prefalign[gguf]'). Llama, Mistral, Qwen2/3 and Gemma 2/3 models.",
+    )
+
     @field_validator("report_to", mode="before")
     @classmethod
     def _one_or_none(cls, value: Any) -> Any:
@@ -619,12 +626,6 @@ class OutputConfig(_Section):
         if value is None or value == "none":
             return []
         return [value] if isinstance(value, str) else value
-    gguf: list[str] = Field(
-        default_factory=list,
-        description="GGUF files to write from the merged model at the end, for llama.cpp, Ollama and LM Studio: "
-        "RUN_DIR/gguf/NAME-QUANT.gguf for each of f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m (the K-quants need "
-        "the gguf extra: pip install 'prefalign[gguf]'). Llama, Mistral, Qwen2/3 and Gemma 2/3 models.",
-    )
 
     @field_validator("gguf", mode="before")
     @classmethod

@@ -88,4 +88,3 @@ def document(title: str, subtitle: str, sections: list[str]) -> str:
         f'<style>{STYLE}</style></head><body data-prefalign="report">'
         f'<h1>{esc(title)}</h1><p class="sub">{esc(subtitle)}</p>{"".join(sections)}</body></html>\n'
     )
-
