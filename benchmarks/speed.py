@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "report timings from a run without it); writes OUT/profile-ENGINE-CASE-SHAPE.txt")  # fmt: skip
     parser.add_argument("--memory", action="store_true", help="the memory table instead: TRL with and without its "
                         "gradient checkpointing, prefalign with train.memory auto and with checkpointing on and "
-                        "off (live reference, no cache); --engines trl or prefalign keeps that engine's rows only")  # fmt: skip
+                        "off (live reference, no cache); --engines: whose rows")  # fmt: skip
     parser.add_argument("--out", default=str(REPO / "runs" / "speed"), help="where results.json is written")
     args = parser.parse_args(argv)
     if args.worker:
