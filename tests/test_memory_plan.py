@@ -117,6 +117,13 @@ def test_quantised_base_and_8_bit_optimizer_shrink_what_they_should():
     plain = estimate_memory(SHAPE, work, Settings(lora_rank=None))
     nf4 = estimate_memory(SHAPE, work, Settings(quantization="nf4"))
     assert nf4.component("weights") == int(2000 * 4 - 1200 * (4 - (0.5 + 4 / 64))) + 300 * 16 * 4
+    # A 16-bit base: without autocast QLoRA's preparation upcasts the 800 unquantised weights to float32; under
+    # autocast the embeddings stay 16-bit (model/load.py prepare_quantized).
+    upcast = estimate_memory(SHAPE, work, Settings(quantization="nf4", weight_dtype="bfloat16"))
+    kept = estimate_memory(SHAPE, work, Settings(quantization="nf4", weight_dtype="bfloat16", precision="bf16"))
+    lora = 300 * 16 * 4
+    assert kept.component("weights") == int(2000 * 2 - 1200 * (2 - (0.5 + 4 / 64))) + lora
+    assert upcast.component("weights") == kept.component("weights") + 800 * 2
     eight_bit = estimate_memory(SHAPE, work, Settings(lora_rank=None, optimizer="adamw_8bit"))
     assert eight_bit.component("optimizer state") == int(2000 * 2.04) < plain.component("optimizer state")
     unknown = estimate_memory(SHAPE, work, Settings(optimizer="shampoo"))

@@ -132,9 +132,34 @@ def test_quantised_policy_trains_only_the_adapter(tiny_model_dir, quantization):
         assert q_proj.base_layer.weight.quant_state.quant_type == quantization
     trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
-    # prepare_model_for_kbit_training: the unquantised weights (norms, embeddings) in float32
+    # QLoRA's preparation (without autocast): the unquantised weights (norms, embeddings) in float32
     assert policy.get_base_model().model.norm.weight.dtype == torch.float32
     assert policy.get_base_model().model.embed_tokens.weight.dtype == torch.float32
+
+
+def test_under_autocast_the_frozen_embeddings_stay_16_bit_with_bit_identical_losses_and_gradients(tiny_model_dir):
+    config = load_config({"model": {"path": str(tiny_model_dir), "quantization": "nf4", "lora": {"r": 4}},
+                          "data": {"train": "x"}})  # fmt: skip
+    ids = torch.randint(0, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+    results = {}
+    for autocast in (False, True):
+        torch.manual_seed(0)  # the same LoRA initialisation
+        policy = load_policy(config.model, autocast=autocast)
+        for name, param in policy.named_parameters():  # B starts at zero: give the adapter something to say
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.02, generator=torch.Generator().manual_seed(1))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = policy(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
+        embeddings = policy.get_base_model().model.embed_tokens.weight
+        results[autocast] = (loss.detach(), grads, embeddings.dtype)
+    (loss, grads, upcast), (kept_loss, kept_grads, kept) = results[False], results[True]
+    assert (upcast, kept) == (torch.float32, torch.bfloat16)  # half the embeddings' memory
+    assert torch.equal(loss, kept_loss)
+    assert grads.keys() == kept_grads.keys() and grads
+    for name, grad in grads.items():
+        assert torch.equal(grad, kept_grads[name]), name
 
 
 def test_an_eval_pass_leaves_the_4bit_layers_trainable(tiny_model_dir, tokenizer):

@@ -152,7 +152,7 @@ def _trained_model(config: RunConfig, tokenizer, device) -> tuple[nn.Module, Seq
     # every batch, and each new one would recompile.
     segments = not config.train.compile
     if config.method.kind == "policy":
-        policy = load_policy(config.model).to(device)
+        policy = load_policy(config.model, autocast=config.train.mixed_precision in ("bf16", "fp16")).to(device)
         apply_train_options(policy, **options)
         return policy, SequenceScorer(policy, segment_attention=segments)
     model = load_reward_model(config.model, use_reward_pad_token(tokenizer)).to(device)

@@ -167,6 +167,8 @@ def _resident(shape: ModelShape, s: Settings, notes: list[str]) -> _Resident:
         if s.quantization not in QUANTISED_BYTES:
             raise ValueError(f"quantization: unknown {s.quantization!r}; known: {', '.join(QUANTISED_BYTES)}")
         base -= shape.linear_parameters * (weight - QUANTISED_BYTES[s.quantization])
+        if weight < 4 and s.precision not in ("bf16", "fp16"):  # QLoRA's preparation upcasts the unquantised
+            base += (shape.parameters - shape.linear_parameters) * (4 - weight)  # 16-bit weights (model/load.py)
     lora_parameters = 0 if full else shape.lora_parameters(s.lora_rank or 0)
     trainable = shape.parameters if full else lora_parameters
     trainable_bytes = weight if full else 4  # PEFT keeps adapter weights in float32
