@@ -21,10 +21,8 @@ import yaml
 from tests.conftest import REPO, tiny_config, toy_rows, write_jsonl
 from tests.test_distributed import KEYS, free_port, one_thread_train, train_records
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(find_spec("deepspeed") is None, reason="deepspeed is not installed: pip install '.[distributed]'"),
-]
+NO_DEEPSPEED = "deepspeed is not installed: pip install '.[distributed]' (make test installs it)"
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(find_spec("deepspeed") is None, reason=NO_DEEPSPEED)]
 
 # Rewards are beta × (policy − reference summed log-probs of ~-65): float32 rounds each sum by ~4e-6, and ZeRO-3 runs
 # the LM head as a module (training.deepspeed_zero) where one process fuses it, so they agree to 1e-6 absolute
@@ -81,6 +79,8 @@ def test_deepspeed_on_two_processes_logs_and_saves_what_one_does(tmp_path, tiny_
     result = json.loads((tmp_path / "two" / "result.json").read_text())
     sharding = f"DeepSpeed ZeRO-{stage}"
     assert result["distributed"] == {"type": "DEEPSPEED", "processes": 2, "backend": "gloo", "sharding": sharding}
+    assert result["memory"]["processes"] == 2  # the plan is each process's, with ZeRO's shares split
+    assert result["memory"]["plan"]["settings"]["sharding"] == {2: "gradients", 3: "parameters"}[stage]
 
     name = "adapter_model.safetensors" if lora else "model.safetensors"
     one_weights = load_file(tmp_path / "one" / output / name)

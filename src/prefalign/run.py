@@ -56,7 +56,7 @@ from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training import deepspeed_zero
 from prefalign.training.checkpoint import check_resume_layout, skipped_checkpoints
-from prefalign.training.distributed import check_one_group, distribution, use_cpu_group_if_needed
+from prefalign.training.distributed import check_one_group, distribution, memory_sharding, use_cpu_group_if_needed
 from prefalign.training.events import Events
 from prefalign.training.fsdp import full_state_on_main, sharded_layers
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
@@ -235,7 +235,7 @@ class Run:
             return_freed_memory()  # freed tensors leave the resident set (memory/allocator.py: -33% peak measured)
         self.memory_plan = plan_for_config(
             config, self.prepared.train, self.tokenizer.pad_token_id, device=accelerator.device,
-            world=accelerator.num_processes,
+            world=accelerator.num_processes, sharding=memory_sharding(config.train.fsdp, accelerator),
         )  # fmt: skip
         apply_choice(config, self.memory_plan)
         if self.is_main:

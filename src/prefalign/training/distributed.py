@@ -48,6 +48,20 @@ def fsdp_requested(fsdp: bool) -> bool:
     return fsdp or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
 
 
+def memory_sharding(fsdp: bool, accelerator) -> str:
+    """What each process holds a share of, for the memory plan (memory.estimate.SHARDED): parameters under FSDP
+    (accelerate's, or prefalign's train.fsdp on several processes) and ZeRO-3, gradients under ZeRO-2, the
+    optimizer state under ZeRO-1, none otherwise."""
+    from prefalign.training.deepspeed_zero import zero_stage
+
+    stage = zero_stage(accelerator)
+    if stage is not None:
+        return {0: "none", 1: "optimizer", 2: "gradients", 3: "parameters"}[stage]
+    if accelerator.num_processes > 1 and (fsdp_requested(fsdp) or accelerator.distributed_type.value == "FSDP"):
+        return "parameters"
+    return "none"
+
+
 def check_one_group(num_processes: int) -> None:
     """A config error when the launched processes did not form one group (each would train on its own)."""
     launched = launched_processes()
