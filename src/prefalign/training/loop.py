@@ -207,9 +207,10 @@ class NonFiniteError(FloatingPointError):
         kept = f"the last checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
         # DeepSpeed's backward makes the update itself, before the loop sees the step's loss and gradient norm
         when = "after DeepSpeed updated the weights with it" if updated else "before updating the weights"
+        skip = "" if updated else ", or set train.on_nonfinite: skip_step to skip such steps"
         super().__init__(
             f"step {step}: {metric} is not finite; stopped {when} ({kept}). Lower train.lr "
-            "or set train.max_grad_norm, or set train.on_nonfinite: skip_step to skip such steps"
+            f"or set train.max_grad_norm{skip}"
         )
         self.step, self.metric = step, metric
 
