@@ -5,8 +5,8 @@
 
 Runs `torchrun --nproc_per_node 2 -m prefalign train` twice on this machine's CPU (gloo): data parallel (every
 process holds the model, its gradients and AdamW's state) and train.fsdp (prefalign's fully_shard per decoder
-layer: each process holds half of them). Full fine-tuning, float32, sigmoid DPO against the precomputed reference
-(scored before training into a cache of each run's own), batch 1 pair per process, data/quickstart. Each process
+layer: each process holds half of them). Full fine-tuning, float32, SimPO (reference-free: the trained model is
+all there is), batch 1 pair per process, data/quickstart (max_length 256). Each process
 measures its own peak (VmHWM) and its resident memory after the imports; the script prints both per process,
 the memory plan's estimate of each (result.json) and FSDP2's ratio to DDP. Writes under --out only.
 """
@@ -61,7 +61,6 @@ def launch(name: str, config: dict, out: Path) -> list[dict]:
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     env.setdefault("OMP_NUM_THREADS", "1")
-    env["PREFALIGN_CACHE"] = str(run_out / "cache")  # each run scores its own reference: the same work in both
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(free_port()), __file__, "--worker", str(path), str(run_out)]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -87,14 +86,11 @@ def main() -> None:
              "mixed_precision": "no", "memory": "off"}  # fmt: skip
     from prefalign.model.load import resolve_path
 
-    # a built-in model is converted once, into the usual cache (PREFALIGN_CACHE moves for the launched runs, whose
-    # reference log-probs are each run's own)
-    model = resolve_path(args.model)
+    model = resolve_path(args.model)  # a built-in model converted once, here: two processes would race to
     config = {
         "model": {"path": str(model), "lora": None},
         "data": {"train": str(ROOT / "data" / "quickstart" / "train.jsonl"), "max_length": args.max_length},
-        "method": {"loss": "sigmoid", "beta": 0.1},
-        "reference": {"mode": "precomputed"},
+        "method": {"loss": "simpo"},  # reference-free: no reference pass before training, nothing else to hold
         "train": train,
         "eval": {"generations": 0, "before": False},
         "output": {"save": [], "overwrite": True},

@@ -361,6 +361,9 @@ class Run:
         self.sharding = None
         if layers := sharded_layers(self.scorer):  # rank 0 answers and exports from the full weights, unsharded
             self.sharding = f"FSDP2 per decoder layer, applied by prefalign ({layers} layers)"
+            # accelerate holds the optimizer (its state, 2× the trained weights under AdamW) until told to let go:
+            # freed before the full weights are gathered and rank 0 rebuilds the model
+            self.accelerator.free_memory()
             self.model = self._unsharded_copy(full_state_on_main(self.scorer))
             return
         if deepspeed_zero.zero_stage(self.accelerator) == 3:  # the same, gathered from DeepSpeed's partitions
