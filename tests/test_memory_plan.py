@@ -135,7 +135,10 @@ def test_sharded_processes_each_hold_their_share_and_gather_what_runs():
     assert plan_scope(fsdp.settings) == "per process, 2 processes, weights, gradients and optimizer state sharded"
     ddp = Settings(processes=2)
     assert plan_scope(ddp) == "per process, 2 processes, nothing sharded"
-    assert estimate_memory(SHAPE, work, ddp).peak == estimate_memory(SHAPE, work, Settings()).peak
+    # data parallel: every process holds everything, and DDP a second copy of the gradients (LoRA r16's here)
+    assert estimate_memory(SHAPE, work, ddp).component("gradient buckets") == 16 * 300 * 4
+    assert estimate_memory(SHAPE, work, ddp).peak == estimate_memory(SHAPE, work, Settings()).peak + 16 * 300 * 4
+    assert fsdp.component("gradient buckets") == zero2.component("gradient buckets") == 0
     with pytest.raises(ValueError, match="sharding: unknown 'zero9'"):
         estimate_memory(SHAPE, work, Settings(processes=2, sharding="zero9"))
 

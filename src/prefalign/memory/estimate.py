@@ -2,7 +2,7 @@
 
 On several processes it is the plan of each one: what sharding splits (SHARDED: FSDP's and ZeRO-3's weights,
 gradients and optimizer state, ZeRO-2's gradients and optimizer state) counts 1/processes, and the parameters
-FSDP or ZeRO-3 gather while a layer runs are added.
+FSDP or ZeRO-3 gather while a layer runs are added; data parallel adds DDP's gradient buckets.
 
 A pure function of numbers: `estimate_memory(shape, workload, settings)` loads nothing and touches no device.
 What it counts, for a Llama-style decoder layer (norm → attention → norm → gated MLP), per token the tensors
@@ -200,6 +200,12 @@ def _resident(shape: ModelShape, s: Settings, notes: list[str]) -> _Resident:
     return _Resident(**own, lora_parameters=lora_parameters, state_per_parameter=state_per_parameter)
 
 
+def _buckets(resident: _Resident, s: Settings) -> int:
+    """Data parallel on several processes: DDP's gradient buckets, a second copy of the gradients that it
+    all-reduces (accelerate's default, gradient_as_bucket_view off), allocated when the model is wrapped."""
+    return resident.gradients if s.processes > 1 and s.sharding == "none" else 0
+
+
 def _gathered(shape: ModelShape, s: Settings) -> int:
     """Parameters sharding makes whole again while they run: the weights outside the decoder layers (embeddings,
     final norm, LM head: FSDP's root unit, gathered through forward and backward) and one decoder layer at a time.
@@ -283,8 +289,9 @@ def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | 
     }  # fmt: skip
     moment = max(moments, key=moments.__getitem__)
     runtime = RUNTIME_BYTES.get(s.device, RUNTIME_BYTES["cpu"])
-    gathered = _gathered(shape, s)
-    peak = runtime + resident.weights + resident.reference + resident.optimizer + gathered + moments[moment]
+    gathered, buckets = _gathered(shape, s), _buckets(resident, s)
+    peak = runtime + resident.weights + resident.reference + resident.optimizer + gathered + buckets
+    peak += moments[moment]
 
     what = "all weights" if full else f"LoRA r{s.lora_rank}"
     lora = resident.lora_parameters
@@ -305,6 +312,7 @@ def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | 
                                                     "precomputed": "cached log-probs", "none": "no reference"}
                   .get(s.reference, s.reference) + (share("reference") if resident.reference else "")),
         Component("gradients", resident.gradients, what + share("gradients")),
+        Component("gradient buckets", buckets, "DDP's copy of the gradients it all-reduces"),
         Component("optimizer state", resident.optimizer,
                   f"{s.optimizer}, {resident.state_per_parameter:g} B per trainable parameter" + share("optimizer")),
         Component("activations", activations, f"{workload.tokens} positions ({workload.rows} rows × "
