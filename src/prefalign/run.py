@@ -192,7 +192,8 @@ class Run:
         handlers = [InitProcessGroupKwargs(**group)] if group else None
         self.accelerator = accelerator = Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers)
         check_one_group(accelerator.num_processes)
-        deepspeed_zero.check_settings(accelerator, config.train)  # refused before any weight loads; the rest filled
+        # DeepSpeed: what prefalign does not do there is refused before any weight loads; its `auto` settings filled
+        deepspeed_zero.check_settings(accelerator, config.train, config.method)
         self.is_main = accelerator.is_main_process
         if note and self.is_main:
             self.console.print(f"[yellow]{note}[/yellow]")

@@ -24,7 +24,7 @@ import copy
 import torch
 from torch import nn
 
-from prefalign.config import ConfigError, TrainConfig
+from prefalign.config import ConfigError, MethodConfig, TrainConfig
 
 
 def zero_stage(accelerator) -> int | None:
@@ -35,7 +35,7 @@ def zero_stage(accelerator) -> int | None:
     return int(plugin.zero_stage)
 
 
-def check_settings(accelerator, train: TrainConfig) -> None:
+def check_settings(accelerator, train: TrainConfig, method: MethodConfig) -> None:
     """At set-up, before any weight loads: refuse what prefalign does not do under DeepSpeed, fill the clipping
     DeepSpeed's config leaves `auto`, and let models load whole (module docstring)."""
     stage = zero_stage(accelerator)
@@ -68,6 +68,12 @@ def check_settings(accelerator, train: TrainConfig) -> None:
             "fills it from train.max_grad_norm) or make the two equal"
         )
     if stage == 3:
+        if method.kind == "reward" and method.lm_coef > 0:  # scoring.reward_model reads a tied head's weight directly
+            raise ConfigError(
+                "method.lm_coef: a reward model's LM term is not built under ZeRO-3 (it reads the embedding weight "
+                "outside its module, where ZeRO-3 leaves it partitioned); set method.lm_coef: 0, or use ZeRO-2 "
+                "(examples/accelerate/deepspeed_zero2.yaml) or FSDP2"
+            )
         zero = config["zero_optimization"]
         gather = "stage3_gather_16bit_weights_on_model_save"
         if zero.get(gather, "auto") == "auto":
