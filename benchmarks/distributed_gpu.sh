@@ -8,8 +8,9 @@
 # relative difference from the one-process run per metric (loss, rewards, log-probs, grad_norm) and fails above
 # 1e-4 (GPU kernels differ in summation order with the batch shape; the CPU tests hold 1e-5).
 # A launch that fails is reported and the script goes on; result.json's `distributed` says what each run was.
-# ZeRO runs are skipped when deepspeed is not installed (pip install deepspeed). MODEL=DIR swaps the model (a
-# smoke run of the script itself on CPU processes: MODEL=a-tiny-model-dir bash benchmarks/distributed_gpu.sh 2).
+# ZeRO runs are skipped when deepspeed is not installed (pip install 'prefalign[distributed]'). MODEL=DIR swaps
+# the model (a smoke run of the script itself on CPU processes: MODEL=a-tiny-model-dir bash
+# benchmarks/distributed_gpu.sh 2; DeepSpeed runs on CPU processes too, over gloo).
 set -uo pipefail
 GPUS=${1:-2}
 OUT=${OUT:-runs/distributed-gpu}
@@ -51,7 +52,7 @@ if python -c "import deepspeed" 2>/dev/null; then
     accelerate_run zero3 deepspeed_zero3
     compared+=("$OUT/zero2" "$OUT/zero3")
 else
-    echo "== zero2, zero3: skipped (deepspeed is not installed: pip install deepspeed)"
+    echo "== zero2, zero3: skipped (deepspeed is not installed: pip install 'prefalign[distributed]')"
 fi
 existing=()
 for dir in "${compared[@]}"; do [ -f "$dir/metrics.jsonl" ] && existing+=("$dir"); done

@@ -5,7 +5,8 @@
 
 Writes a file of realistic pairs (conversational prompt, answers of a few hundred words), then reads and converts
 it as training does (`canonical_rows`: datasets' reader, the format reader, duplicate keys) in this process,
-and prints the file size, the rows, the seconds and the peak RSS above what the imports took. Uses a fresh
+and prints the file size, the rows, the seconds and the peak RSS above what the imports took, split into memory the
+process holds (RssAnon) and pages of the Arrow files it maps (RssFile, which the kernel can drop). Uses a fresh
 datasets cache under --dir so that nothing is read from an earlier run.
 """
 
@@ -17,6 +18,7 @@ import os
 import random
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -64,6 +66,40 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def rss_parts_mb() -> dict[str, float]:
+    """This process's resident memory by kind (Linux /proc): RssAnon is what the process allocated itself;
+    RssFile counts pages of files it maps (datasets' Arrow cache), which the kernel can drop and read again."""
+    parts = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            parts[key] = int(value.split()[0]) / 1024  # kB
+    return parts
+
+
+class PeakSampler:
+    """The largest RssAnon and RssFile seen while it runs (sampled every 20 ms in a thread): ru_maxrss gives only
+    their sum's peak, so it cannot tell memory the reader holds from the Arrow file it maps."""
+
+    def __init__(self) -> None:
+        self.peaks = rss_parts_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for key, value in rss_parts_mb().items():
+                self.peaks[key] = max(self.peaks[key], value)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1024, help="file size in MiB")
@@ -82,9 +118,10 @@ def main() -> None:
     from prefalign.data.load import canonical_rows
 
     datasets.disable_progress_bars()
-    baseline = peak_rss_mb()
+    baseline, parts = peak_rss_mb(), rss_parts_mb()
     started = time.perf_counter()
-    read, report = canonical_rows([DataSource(path=str(path))], "auto", skip_bad_rows=args.bad_line)
+    with PeakSampler() as sampler:
+        read, report = canonical_rows([DataSource(path=str(path))], "auto", skip_bad_rows=args.bad_line)
     seconds = time.perf_counter() - started
     growth = peak_rss_mb() - baseline
     result = {
@@ -95,6 +132,9 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "rss_after_imports_mb": round(baseline),
         "peak_rss_growth_mb": round(growth),
+        # of which: memory the process holds, and pages of the memory-mapped Arrow cache (sampled peaks)
+        "peak_anon_growth_mb": round(sampler.peaks["RssAnon"] - parts["RssAnon"]),
+        "peak_file_mapped_growth_mb": round(sampler.peaks["RssFile"] - parts["RssFile"]),
     }
     print(json.dumps(result))
 

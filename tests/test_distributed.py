@@ -102,6 +102,7 @@ def test_two_processes_log_what_one_does(tmp_path, tiny_model_dir, case):
     assert result["processes"] == 2
     sharding = "none (every process holds the whole model)"
     assert result["distributed"] == {"type": "MULTI_CPU", "processes": 2, "backend": "gloo", "sharding": sharding}
+    assert result["memory"]["processes"] == 2 and result["memory"]["plan"]["settings"]["sharding"] == "none"
     one_result = json.loads((tmp_path / "one" / "result.json").read_text())
     assert one_result["distributed"]["type"] == "NO" and one_result["distributed"]["processes"] == 1
     card = (tmp_path / "two" / "README.md").read_text()
@@ -238,6 +239,11 @@ def test_fsdp2_on_two_processes_logs_what_one_does(tmp_path, tiny_model_dir, lor
     assert_same_records(straight, train_records(tmp_path / "two"), KEYS)
     result = json.loads((tmp_path / "two" / "result.json").read_text())
     assert result["distributed"]["sharding"] == "FSDP2 per decoder layer, applied by prefalign (2 layers)"
+    # the memory plan is each process's, with the sharded parts split (tests/test_memory_plan.py has the arithmetic)
+    assert result["memory"]["per_process"] and result["memory"]["processes"] == 2
+    assert result["memory"]["plan"]["settings"]["sharding"] == "parameters"
+    heading = "Memory plan (per process, 2 processes, weights, gradients and optimizer state sharded)"
+    assert heading in " ".join(out.stdout.split())
     one_file = "adapter_model.safetensors" if lora else "model.safetensors"
     one_weights = load_file(tmp_path / "one" / output / one_file)
     two_weights = load_file(tmp_path / "two" / output / one_file)

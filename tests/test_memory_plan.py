@@ -103,6 +103,46 @@ def test_full_fine_tuning_with_a_reference_copy_counts_gradients_state_and_the_c
     assert plan.peak > lora.peak
 
 
+def test_sharded_processes_each_hold_their_share_and_gather_what_runs():
+    """The plan of each of several processes: FSDP / ZeRO-3 split weights, the reference copy, gradients and
+    optimizer state (rounded up: shards are padded to equal sizes), ZeRO-2 gradients and optimizer state."""
+    from prefalign.memory.display import plan_scope
+
+    work = Workload(rows=1, width=10, scored=6, layout="prefix_shared_packed")
+    one = estimate_memory(SHAPE, work, Settings(lora_rank=None, reference="model"))
+    fsdp = estimate_memory(SHAPE, work, Settings(lora_rank=None, reference="model", processes=2, sharding="parameters"))
+    assert fsdp.component("weights") == fsdp.component("reference") == 2000 * 4 // 2
+    assert fsdp.component("gradients") == 2000 * 4 // 2 and fsdp.component("optimizer state") == 2000 * 8 // 2
+    # While they run, the weights outside the decoder layers (the 800 embedding parameters: FSDP's root unit) and
+    # one layer's (1200 linear parameters / 2 layers) are whole, in buffers of their own.
+    gathered = (800 + 1200 // 2) * 4
+    assert fsdp.component("gathered weights") == gathered and one.component("gathered weights") == 0
+    # Each process runs its own micro-batch: activations, the LM-head chunk (with the trained tied head's whole
+    # gradient, before it is reduce-scattered) and the workspace are one process's, so the peak moves by the shards.
+    for name in ("activations", "LM-head chunk", "backward workspace"):
+        assert fsdp.component(name) == one.component(name)
+    assert one.moment == fsdp.moment == "start of backward"
+    assert one.peak - fsdp.peak == (8000 + 8000 + 16000) // 2 - gathered
+    assert "1/2 on each process" in next(c.note for c in fsdp.components if c.name == "weights")
+
+    zero2 = estimate_memory(SHAPE, work, Settings(lora_rank=None, reference="model", processes=3, sharding="gradients"))
+    assert zero2.component("weights") == zero2.component("reference") == 2000 * 4  # every process holds the model
+    assert zero2.component("gradients") == 2667 and zero2.component("optimizer state") == 5334  # ⌈8000/3⌉, ⌈16000/3⌉
+    assert zero2.component("gathered weights") == 0
+    assert one.peak - zero2.peak == 16000 - 5334  # at the start of backward the gradients are not yet counted
+
+    assert plan_scope(one.settings) == "one process"
+    assert plan_scope(fsdp.settings) == "per process, 2 processes, weights, gradients and optimizer state sharded"
+    ddp = Settings(processes=2)
+    assert plan_scope(ddp) == "per process, 2 processes, nothing sharded"
+    # data parallel: every process holds everything, and DDP a second copy of the gradients (LoRA r16's here)
+    assert estimate_memory(SHAPE, work, ddp).component("gradient buckets") == 16 * 300 * 4
+    assert estimate_memory(SHAPE, work, ddp).peak == estimate_memory(SHAPE, work, Settings()).peak + 16 * 300 * 4
+    assert fsdp.component("gradient buckets") == zero2.component("gradient buckets") == 0
+    with pytest.raises(ValueError, match="sharding: unknown 'zero9'"):
+        estimate_memory(SHAPE, work, Settings(processes=2, sharding="zero9"))
+
+
 def test_checkpointing_keeps_one_layer_input_per_layer_and_one_layer_whole():
     work = Workload(rows=2, width=500, scored=100, layout="prefix_shared_packed")
     plain = estimate_memory(SHAPE, work, Settings(lora_rank=2))

@@ -14,7 +14,7 @@ import datasets
 import transformers
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, PartialState
-from accelerate.utils import gather_object
+from accelerate.utils import InitProcessGroupKwargs, gather_object
 from rich.console import Console
 from rich.table import Table
 from torch import nn
@@ -54,8 +54,9 @@ from prefalign.report.listener import ReportListener
 from prefalign.report.trackers import TrackerListener, check_trackers
 from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
+from prefalign.training import deepspeed_zero
 from prefalign.training.checkpoint import check_resume_layout, skipped_checkpoints
-from prefalign.training.distributed import check_one_group, distribution, use_cpu_group_if_needed
+from prefalign.training.distributed import check_one_group, distribution, memory_sharding, use_cpu_group_if_needed
 from prefalign.training.events import Events
 from prefalign.training.fsdp import full_state_on_main, sharded_layers
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
@@ -184,12 +185,17 @@ class Run:
     def setup(self) -> None:
         """Library state, precision, the accelerator, the run directory and the seed."""
         config = self.config
-        cpu = use_cpu_group_if_needed()  # before accelerate's state: several processes on CPUs form one gloo group
+        # before accelerate's state: several processes on CPUs form one gloo group (DeepSpeed's included)
+        cpu, backend = use_cpu_group_if_needed()
+        group = {"backend": backend} if backend else {}
         quiet_libraries()
-        precision, note = resolve_precision(config.train.mixed_precision, PartialState(cpu=cpu).device)
+        precision, note = resolve_precision(config.train.mixed_precision, PartialState(cpu=cpu, **group).device)
         config.train.mixed_precision = precision  # what config.yaml, the reference cache and the card record
-        self.accelerator = accelerator = Accelerator(mixed_precision=precision, cpu=cpu)
+        handlers = [InitProcessGroupKwargs(**group)] if group else None
+        self.accelerator = accelerator = Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers)
         check_one_group(accelerator.num_processes)
+        # DeepSpeed: what prefalign does not do there is refused before any weight loads; its `auto` settings filled
+        deepspeed_zero.check_settings(accelerator, config.train, config.method)
         self.is_main = accelerator.is_main_process
         if note and self.is_main:
             self.console.print(f"[yellow]{note}[/yellow]")
@@ -232,7 +238,7 @@ class Run:
             return_freed_memory()  # freed tensors leave the resident set (memory/allocator.py: -33% peak measured)
         self.memory_plan = plan_for_config(
             config, self.prepared.train, self.tokenizer.pad_token_id, device=accelerator.device,
-            world=accelerator.num_processes,
+            world=accelerator.num_processes, sharding=memory_sharding(config.train.fsdp, accelerator),
         )  # fmt: skip
         apply_choice(config, self.memory_plan)
         if self.is_main:
@@ -358,7 +364,13 @@ class Run:
         self.sharding = None
         if layers := sharded_layers(self.scorer):  # rank 0 answers and exports from the full weights, unsharded
             self.sharding = f"FSDP2 per decoder layer, applied by prefalign ({layers} layers)"
+            # accelerate holds the optimizer (its state, 2× the trained weights under AdamW) until told to let go:
+            # freed before the full weights are gathered and rank 0 rebuilds the model
+            self.accelerator.free_memory()
             self.model = self._unsharded_copy(full_state_on_main(self.scorer))
+            return
+        if deepspeed_zero.zero_stage(self.accelerator) == 3:  # the same, gathered from DeepSpeed's partitions
+            self.model = self._unsharded_copy(deepspeed_zero.full_state_on_main(self.accelerator))
             return
         self.model = self.accelerator.unwrap_model(self.scorer).model
 

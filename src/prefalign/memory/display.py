@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from prefalign.memory.estimate import Settings
 from prefalign.memory.plan import RunPlan
 from prefalign.sizes import describe_bytes
 
 
 def plan_table(run_plan: RunPlan) -> Table:
     plan = run_plan.plan
-    title = "Memory plan (one process)"
+    title = f"Memory plan ({plan_scope(plan.settings)})"
     table = Table("component", "size", "what", title=title, title_justify="left", show_edge=False)
     for component in plan.components:
         if component.bytes or component.name in ("weights", "activations"):
@@ -20,3 +21,18 @@ def plan_table(run_plan: RunPlan) -> Table:
     if run_plan.budget is not None:
         table.add_row("budget", describe_bytes(run_plan.budget), run_plan.budget_source)
     return table
+
+
+SHARDING_NAMES = {
+    "optimizer": "optimizer state sharded",
+    "gradients": "gradients and optimizer state sharded",
+    "parameters": "weights, gradients and optimizer state sharded",
+}
+
+
+def plan_scope(settings: Settings) -> str:
+    """Whose memory the plan is: 'one process', or 'per process, 2 processes, weights, ... sharded'."""
+    if settings.processes == 1:
+        return "one process"
+    sharding = SHARDING_NAMES.get(settings.sharding, "nothing sharded")
+    return f"per process, {settings.processes} processes, {sharding}"

@@ -1,5 +1,9 @@
 """The memory plan: peak memory of one training process, estimated from the model's shape and the data's tokens.
 
+On several processes it is the plan of each one: what sharding splits (SHARDED: FSDP's and ZeRO-3's weights,
+gradients and optimizer state, ZeRO-2's gradients and optimizer state) counts 1/processes, and the parameters
+FSDP or ZeRO-3 gather while a layer runs are added; data parallel adds DDP's gradient buckets.
+
 A pure function of numbers: `estimate_memory(shape, workload, settings)` loads nothing and touches no device.
 What it counts, for a Llama-style decoder layer (norm → attention → norm → gated MLP), per token the tensors
 autograd keeps for backward:
@@ -46,6 +50,15 @@ QUANTISED_BYTES = {"nf4": 0.5 + 4 / 64, "fp4": 0.5 + 4 / 64, "int8": 1.0}
 # run of the 2-layer test model on 20-token pairs peaked 87 MiB above its baseline with 25 MiB of tensors.
 # On a GPU the CUDA context takes device memory of its own (a few hundred MiB, not measured here).
 RUNTIME_BYTES = {"cpu": 96 * 2**20, "cuda": 512 * 2**20}
+# What each kind of sharding splits across the processes (every process holds 1/processes of it): none (one
+# process, or data parallel: every process holds everything), ZeRO-1's optimizer state, ZeRO-2's gradients too,
+# and FSDP's or ZeRO-3's parameters as well (a frozen reference copy is sharded the same way).
+SHARDED = {
+    "none": (),
+    "optimizer": ("optimizer",),
+    "gradients": ("gradients", "optimizer"),
+    "parameters": ("weights", "reference", "gradients", "optimizer"),
+}
 # logps.CHUNK_LOGITS_BYTES, repeated here so that the plan stays free of torch: float32 logits of one chunk.
 CHUNK_LOGITS_BYTES = 48 * 2**20
 
@@ -83,6 +96,8 @@ class Settings:
     activation_offload: bool = False  # train.activation_offload (it applies on a GPU)
     lm_head: bool = True  # False for a reward model: a scalar head, no vocabulary
     device: str = "cpu"  # cpu or cuda: the runtime's own memory (RUNTIME_BYTES)
+    processes: int = 1  # processes the run is spread over; the plan is of one of them
+    sharding: str = "none"  # what each process holds 1/processes of (SHARDED)
 
 
 @dataclass(frozen=True)
@@ -175,14 +190,34 @@ def _resident(shape: ModelShape, s: Settings, notes: list[str]) -> _Resident:
     state_per_parameter, note = optimizer_state_bytes(s.optimizer)
     if note:
         notes.append(note)
-    return _Resident(
-        weights=int(base + lora_parameters * 4),
-        reference=int(base) if s.reference == "model" else 0,
-        gradients=trainable * trainable_bytes,
-        optimizer=int(trainable * state_per_parameter),
-        lora_parameters=lora_parameters,
-        state_per_parameter=state_per_parameter,
-    )
+    whole = {
+        "weights": int(base + lora_parameters * 4),
+        "reference": int(base) if s.reference == "model" else 0,
+        "gradients": trainable * trainable_bytes,
+        "optimizer": int(trainable * state_per_parameter),
+    }
+    if s.sharding not in SHARDED:
+        raise ValueError(f"sharding: unknown {s.sharding!r}; known: {', '.join(SHARDED)}")
+    # A shard is 1/processes of each tensor, rounded up (the last process's is padded to the same size).
+    own = {name: -(-size // s.processes) if name in SHARDED[s.sharding] else size for name, size in whole.items()}
+    return _Resident(**own, lora_parameters=lora_parameters, state_per_parameter=state_per_parameter)
+
+
+def _buckets(resident: _Resident, s: Settings) -> int:
+    """Data parallel on several processes: DDP's gradient buckets, a second copy of the gradients that it
+    all-reduces (accelerate's default, gradient_as_bucket_view off), allocated when the model is wrapped."""
+    return resident.gradients if s.processes > 1 and s.sharding == "none" else 0
+
+
+def _gathered(shape: ModelShape, s: Settings) -> int:
+    """Parameters sharding makes whole again while they run: the weights outside the decoder layers (embeddings,
+    final norm, LM head: FSDP's root unit, gathered through forward and backward) and one decoder layer at a time.
+    ZeRO-3 gathers module by module, so this is its upper end."""
+    if s.sharding != "parameters" or s.processes == 1:
+        return 0
+    per_layer = shape.linear_parameters / shape.layers
+    outside = shape.parameters - shape.linear_parameters
+    return int((outside + per_layer) * DTYPE_BYTES[s.weight_dtype])  # all-gathered into buffers of their own
 
 
 def _outside_layers(shape: ModelShape, workload: Workload, s: Settings) -> int:
@@ -267,22 +302,32 @@ def estimate_memory(shape: ModelShape, workload: Workload, settings: Settings | 
     }  # fmt: skip
     moment = max(moments, key=moments.__getitem__)
     runtime = RUNTIME_BYTES.get(s.device, RUNTIME_BYTES["cpu"])
-    peak = runtime + resident.weights + resident.reference + resident.optimizer + moments[moment]
+    gathered, buckets = _gathered(shape, s), _buckets(resident, s)
+    peak = runtime + resident.weights + resident.reference + resident.optimizer + gathered + buckets
+    peak += moments[moment]
 
     what = "all weights" if full else f"LoRA r{s.lora_rank}"
     lora = resident.lora_parameters
+    sharded = SHARDED[s.sharding] if s.processes > 1 else ()
+
+    def share(name: str) -> str:
+        return f"; 1/{s.processes} on each process" if name in sharded else ""
+
     components = [
         Component("runtime", runtime, "model code, tokenizer, math libraries' buffers"
                   + (" (CUDA context)" if s.device == "cuda" else "")),
         Component("weights", resident.weights, f"{shape.parameters / 1e6:.0f}M parameters in {s.weight_dtype}"
                   + (f", linear layers {s.quantization}" if s.quantization else "")
-                  + ("" if full else f" + {lora / 1e6:.2f}M LoRA in float32")),
+                  + ("" if full else f" + {lora / 1e6:.2f}M LoRA in float32") + share("weights")),
+        Component("gathered weights", gathered, "whole while they run: one decoder layer, and the embeddings "
+                  "and head (FSDP's root unit)"),
         Component("reference", resident.reference, {"model": "a frozen copy", "adapter": "the policy, adapter off",
                                                     "precomputed": "cached log-probs", "none": "no reference"}
-                  .get(s.reference, s.reference)),
-        Component("gradients", resident.gradients, what),
+                  .get(s.reference, s.reference) + (share("reference") if resident.reference else "")),
+        Component("gradients", resident.gradients, what + share("gradients")),
+        Component("gradient buckets", buckets, "DDP's copy of the gradients it all-reduces"),
         Component("optimizer state", resident.optimizer,
-                  f"{s.optimizer}, {resident.state_per_parameter:g} B per trainable parameter"),
+                  f"{s.optimizer}, {resident.state_per_parameter:g} B per trainable parameter" + share("optimizer")),
         Component("activations", activations, f"{workload.tokens} positions ({workload.rows} rows × "
                   f"{workload.width}, {workload.layout}), " + _activations_note(shape, s, per_layer)),
         Component("LM-head chunk", head_chunk + head_gradient,

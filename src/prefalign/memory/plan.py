@@ -119,6 +119,9 @@ class RunPlan:
             "fits": self.fits,
             "choice": self.choice.as_dict() if self.choice else None,
             "message": self.message,
+            # the plan is of each process; sharding (plan.settings) says what each holds a share of
+            "per_process": True,
+            "processes": self.plan.settings.processes,
         }
 
 
@@ -156,6 +159,7 @@ def plan_run(
     from prefalign.objective import make_objective
 
     overrides.setdefault("device", "cuda" if torch.device(device).type == "cuda" else "cpu")
+    overrides.setdefault("processes", world)  # the plan is of each one; overrides' sharding says what they split
     model = meta_model(config)
     shape = shape_of(model, config.model.lora.target_modules if config.model.lora else "all-linear")
     layout, pack_length = layout_for(config, model)

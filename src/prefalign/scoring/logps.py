@@ -203,9 +203,10 @@ class SequenceScorer(nn.Module):
 
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """(weight, bias) of an LM head that is a plain linear layer; None for any other (a PEFT-wrapped or
-        quantised head), which is then run as a module, each chunk under activation checkpointing."""
+        quantised head), which is then run as a module, each chunk under activation checkpointing. So is a head
+        partitioned by DeepSpeed ZeRO-3 (its weight has a `ds_id`): ZeRO-3 gathers weights only inside their module."""
         head = self.lm_head
-        return (head.weight, head.bias) if type(head) is nn.Linear else None
+        return (head.weight, head.bias) if type(head) is nn.Linear and not hasattr(head.weight, "ds_id") else None
 
     def _chunk_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.lm_head(hidden).float()

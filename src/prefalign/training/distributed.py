@@ -21,19 +21,45 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def use_cpu_group_if_needed() -> bool:
-    """Before accelerate's state exists: processes launched together on a machine without an accelerator train
-    as one gloo group on the CPU. Returns whether it asked for that."""
-    if launched_processes() > 1 and not torch.accelerator.is_available():
-        os.environ["ACCELERATE_USE_CPU"] = "true"
-        return True
-    return False
+def deepspeed_launched() -> bool:
+    """`accelerate launch` with a DeepSpeed config (`distributed_type: DEEPSPEED`) sets ACCELERATE_USE_DEEPSPEED."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
+
+def use_cpu_group_if_needed() -> tuple[bool, str | None]:
+    """Before accelerate's state exists: (cpu, backend) for PartialState and Accelerator, so that processes
+    launched together on a machine without an accelerator train as one gloo group on the CPU.
+
+    accelerate turns DeepSpeed off when told cpu=True, and without it forms no group on a CPU-only machine; given
+    the gloo backend (and cpu=False) it lets DeepSpeed form the group, and DeepSpeed's CPU accelerator runs on
+    gloo when Intel's oneCCL bindings are absent (deepspeed/accelerator/cpu_accelerator.py, 0.19.8). Other runs
+    are told to use the CPU (ACCELERATE_USE_CPU), which accelerate turns into MULTI_CPU over gloo."""
+    if launched_processes() <= 1 or torch.accelerator.is_available():
+        return False, None
+    if deepspeed_launched():
+        return False, "gloo"
+    os.environ["ACCELERATE_USE_CPU"] = "true"
+    return True, None
 
 
 def fsdp_requested(fsdp: bool) -> bool:
     """train.fsdp, or an accelerate config with `distributed_type: FSDP` (`accelerate launch` then sets
     ACCELERATE_USE_FSDP for the processes, whether or not accelerate goes on to shard them)."""
     return fsdp or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+
+
+def memory_sharding(fsdp: bool, accelerator) -> str:
+    """What each process holds a share of, for the memory plan (memory.estimate.SHARDED): parameters under FSDP
+    (accelerate's, or prefalign's train.fsdp on several processes) and ZeRO-3, gradients under ZeRO-2, the
+    optimizer state under ZeRO-1, none otherwise."""
+    from prefalign.training.deepspeed_zero import zero_stage
+
+    stage = zero_stage(accelerator)
+    if stage is not None:
+        return {0: "none", 1: "optimizer", 2: "gradients", 3: "parameters"}[stage]
+    if accelerator.num_processes > 1 and (fsdp_requested(fsdp) or accelerator.distributed_type.value == "FSDP"):
+        return "parameters"
+    return "none"
 
 
 def check_one_group(num_processes: int) -> None:
@@ -81,18 +107,3 @@ def distribution(accelerator, sharding: str | None = None) -> dict:
         "backend": getattr(state, "backend", None) or "none",
         "sharding": sharding,
     }
-
-
-def deepspeed_settings(accelerator, batch_size: int, grad_accum: int) -> None:
-    """Under accelerate's DeepSpeed (not run by prefalign's tests: no GPU here). DeepSpeed's config needs the
-    micro-batch, which accelerate reads from a prepared data loader, and prefalign prepares none: set it when the
-    config leaves it `auto`. Accumulation is refused: accelerate's DeepSpeed backward steps the optimizer at each
-    call (sync_gradients stays True: prefalign accumulates by hand), so 2 micro-batches would make 2 updates."""
-    plugin = accelerator.state.deepspeed_plugin
-    if grad_accum > 1:
-        raise ConfigError(
-            "train.grad_accum: under DeepSpeed prefalign takes one micro-batch a step for now; set train.grad_accum: "
-            "1 and raise train.batch_size or the process count, or use FSDP2 (examples/accelerate/fsdp2.yaml)"
-        )
-    if plugin.is_auto("train_micro_batch_size_per_gpu"):
-        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = batch_size

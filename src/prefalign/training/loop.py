@@ -42,7 +42,8 @@ from prefalign.training.checkpoint import (
     save_checkpoint,
     temp_dir,
 )
-from prefalign.training.distributed import deepspeed_settings, fsdp_requested, gather_rows
+from prefalign.training.deepspeed_zero import reference_for_inference, set_micro_batch
+from prefalign.training.distributed import fsdp_requested, gather_rows
 from prefalign.training.events import Events
 from prefalign.training.fsdp import load_sharded, save_sharded, shard_per_layer, sharded_layers
 from prefalign.training.metrics import MetricSums, reduce_sum
@@ -202,19 +203,24 @@ def checkpoint(
 class NonFiniteError(FloatingPointError):
     """A step whose loss or gradient norm is NaN or infinite, under train.on_nonfinite: stop."""
 
-    def __init__(self, step: int, metric: str, last_checkpoint: Path | None) -> None:
+    def __init__(self, step: int, metric: str, last_checkpoint: Path | None, updated: bool = False) -> None:
         kept = f"the last checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
+        # DeepSpeed's backward makes the update itself, before the loop sees the step's loss and gradient norm
+        when = "after DeepSpeed updated the weights with it" if updated else "before updating the weights"
+        skip = "" if updated else ", or set train.on_nonfinite: skip_step to skip such steps"
         super().__init__(
-            f"step {step}: {metric} is not finite; stopped before updating the weights ({kept}). Lower train.lr "
-            "or set train.max_grad_norm, or set train.on_nonfinite: skip_step to skip such steps"
+            f"step {step}: {metric} is not finite; stopped {when} ({kept}). Lower train.lr "
+            f"or set train.max_grad_norm{skip}"
         )
         self.step, self.metric = step, metric
 
 
-def skip_or_stop(metric: str, cfg: TrainConfig, step: int, optimizer, last_checkpoint: Path | None) -> None:
+def skip_or_stop(
+    metric: str, cfg: TrainConfig, step: int, optimizer, last_checkpoint: Path | None, updated: bool = False
+) -> None:
     """train.on_nonfinite: stop raises; skip_step drops the step's gradient, so it makes no update."""
     if cfg.on_nonfinite == "stop":
-        raise NonFiniteError(step, metric, last_checkpoint)
+        raise NonFiniteError(step, metric, last_checkpoint, updated)
     optimizer.zero_grad(set_to_none=True)  # the data moves on; the schedule too
 
 
@@ -242,14 +248,17 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         shard_per_layer(training.scorer)
         if isinstance(training.reference, ModelReference):  # a frozen copy: sharded the same way, never trained
             shard_per_layer(training.reference.scorer)
-    if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        deepspeed_settings(accelerator, cfg.batch_size, cfg.grad_accum)
+    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    if deepspeed:  # training.deepspeed_zero: the rest of DeepSpeed's settings were checked at set-up
+        set_micro_batch(accelerator, cfg.batch_size)
     params = [p for p in training.scorer.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, cfg, total_steps)
     if apply_fsdp:
         scorer, optimizer = training.scorer, accelerator.prepare(optimizer)
     else:
         scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
+    if deepspeed and isinstance(training.reference, ModelReference):  # ZeRO-3: partitioned too, for inference
+        training.reference.scorer = reference_for_inference(training.reference.scorer, accelerator)
     trainable = {n: p for n, p in accelerator.unwrap_model(scorer).named_parameters() if p.requires_grad}
     # sharded by prefalign or by accelerate's FSDP2: checkpoints hold each process's shards (training.fsdp)
     sharded = sharded_layers(scorer) > 0
@@ -282,7 +291,7 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]
         if bad := nonfinite(accelerator, sums, float(grad_norm)):
-            skip_or_stop(bad, cfg, state.step + 1, optimizer, latest_checkpoint(checkpoints))
+            skip_or_stop(bad, cfg, state.step + 1, optimizer, latest_checkpoint(checkpoints), updated=deepspeed)
             result.skipped_steps.append(state.step + 1)
         optimizer.step()
         scheduler.step()
