@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -69,6 +70,11 @@ def test_lora_run_writes_everything_users_load(tiny_model_dir, toy_data, tmp_pat
         with policy.disable_adapter():
             assert not torch.allclose(policy(ids).logits, merged(ids).logits, atol=1e-4)  # training changed it
     assert (run_dir / "merged" / "model.safetensors").is_file() and (run_dir / "merged" / "tokenizer.json").is_file()
+    # Readable as a plain open would make them: safetensors' writer and the temporary directories are private.
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [*(run_dir / "adapter").rglob("*"), *(run_dir / "merged").rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o777 if path.is_dir() else 0o666) & ~umask, path
 
     card = (run_dir / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])

@@ -29,7 +29,7 @@ def write_atomically(
         tmp = Path(name)
     try:
         write(tmp)
-        os.chmod(tmp, _default_mode(directory))  # mkdtemp/mkstemp make it private; outputs are for reading
+        _make_readable(tmp, directory)
         if directory and target.is_dir():  # os.replace cannot replace a directory that has files
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -47,6 +47,16 @@ def write_text_atomically(target: Path, text: str) -> Path:
 
 def write_json_atomically(target: Path, value: object) -> Path:
     return write_text_atomically(target, json.dumps(value, indent=1, ensure_ascii=False, default=str) + "\n")
+
+
+def _make_readable(tmp: Path, directory: bool) -> None:
+    """Give `tmp`, and under it every file and folder, the mode a plain mkdir / open would: mkdtemp and mkstemp
+    make them private, and so does safetensors' writer (its files come out 0600), but outputs are for reading,
+    for example by a llama.cpp or an inference server running as another user."""
+    os.chmod(tmp, _default_mode(directory))
+    for path in tmp.rglob("*") if directory else ():
+        if not path.is_symlink():
+            os.chmod(path, _default_mode(path.is_dir()))
 
 
 def _default_mode(directory: bool) -> int:
