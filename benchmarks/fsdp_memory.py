@@ -24,13 +24,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def status_mib(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(key)
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from speed import status_mib  # noqa: E402  (the same /proc reader as the speed benchmark)
 
 
 def worker(config_path: str, out_dir: str) -> None:

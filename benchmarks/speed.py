@@ -436,7 +436,7 @@ def run_engine(spec: dict, work: Path) -> dict:
                                 stderr=subprocess.STDOUT, text=True, cwd=REPO)  # fmt: skip
         peak = 0.0
         while proc.poll() is None:  # the worker's own peak is lost when the kernel kills it: watch from here
-            peak = max(peak, high_water_mib(proc.pid))
+            peak = max(peak, status_mib("VmHWM", proc.pid))
             time.sleep(0.5)
     if proc.returncode == -signal.SIGKILL:  # the kernel's OOM killer: a result, not a failure
         return {"killed": True, "peak_rss_mib": peak, "wall_seconds": time.perf_counter() - started}
@@ -448,13 +448,14 @@ def run_engine(spec: dict, work: Path) -> dict:
     return result
 
 
-def high_water_mib(pid: int) -> float:
-    """A live process's peak resident memory (VmHWM) in MiB; 0 once it is gone."""
+def status_mib(key: str, pid: int | str = "self") -> float:
+    """A field of /proc/PID/status in MiB (VmHWM: peak resident memory, VmRSS: now); 0 once the process is gone
+    (an exited process that is not yet reaped keeps its status file without the memory fields)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0.0
-    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
+    line = next((x for x in status.splitlines() if x.startswith(f"{key}:")), None)
     return int(line.split()[1]) / 1024 if line else 0.0
 
 

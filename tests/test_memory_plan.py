@@ -306,6 +306,8 @@ def test_plan_command_prints_the_table_and_what_auto_chooses(tmp_path, tiny_mode
     assert bad.exit_code == 2 and "train.memory_budget" in bad.output
     offload = _plan_cli(config, "train.memory_budget=64GiB", "train.activation_offload=true")
     assert offload.exit_code == 0 and "train.activation_offload has no effect on a CPU" in offload.output
+    offload_off = _plan_cli(config, "train.memory=off", "train.activation_offload=true")
+    assert offload_off.exit_code == 0 and "train.activation_offload has no effect on a CPU" in offload_off.output
 
 
 # --- the estimate against the measured peak --------------------------------------------------------

@@ -177,27 +177,27 @@ def plan_run(
         budget, source = parse_size(config.train.memory_budget), "train.memory_budget"
     else:
         budget, source = device_memory(device)
+    # Said on every path: a GPU option in a config run on a CPU does nothing.
+    offload = ("; train.activation_offload has no effect on a CPU (the activations are in CPU memory already)"
+               if config.train.activation_offload and device_type != "cuda" else "")  # fmt: skip
     if budget is None:
         message = f"memory budget unknown ({source}): running as configured; set train.memory_budget to plan"
-        return RunPlan(shape, configured, None, None, source, True, message)
+        return RunPlan(shape, configured, None, None, source, True, message + offload)
     if config.train.memory == "off":
         fits = configured.peak <= budget
         message = (
             f"train.memory off: as configured, {describe_bytes(configured.peak)} of "
             f"{describe_bytes(budget)} ({source})" + ("" if fits else ": it will probably run out of memory")
         )
-        return RunPlan(shape, configured, None, budget, source, fits, message)  # fmt: skip
+        return RunPlan(shape, configured, None, budget, source, fits, message + offload)
     can_split = not kl and "aot" not in config.method.names  # losses that look across a micro-batch
     choice = fit_to_budget(
         plan, budget, batch_size=batch_size, grad_accum=accum, gradient_checkpointing=base.gradient_checkpointing,
-        can_split=can_split and world >= 1, budget_source=source,
+        can_split=can_split, budget_source=source,
         fixes=_fixes(config, base, configured.workload, device_type),
         lean_positions=CPU_LEAN_POSITIONS if device_type == "cpu" else None,
     )  # fmt: skip
-    message = choice.reason
-    if config.train.activation_offload and device_type != "cuda":
-        message += "; train.activation_offload has no effect on a CPU (the activations are in CPU memory already)"
-    return RunPlan(shape, configured, choice, budget, source, True, message)
+    return RunPlan(shape, configured, choice, budget, source, True, choice.reason + offload)
 
 
 def apply_choice(config: RunConfig, run_plan: RunPlan) -> None:
