@@ -56,7 +56,13 @@ from prefalign.scoring.logps import SequenceScorer
 from prefalign.scoring.reward_model import RewardScorer, ties_lm_head
 from prefalign.training import deepspeed_zero
 from prefalign.training.checkpoint import check_resume_layout, skipped_checkpoints
-from prefalign.training.distributed import check_one_group, distribution, memory_sharding, use_cpu_group_if_needed
+from prefalign.training.distributed import (
+    check_one_group,
+    distribution,
+    memory_sharding,
+    unwrap,
+    use_cpu_group_if_needed,
+)
 from prefalign.training.events import Events
 from prefalign.training.fsdp import full_state_on_main, sharded_layers
 from prefalign.training.listeners import FindingsFile, GeneralNllListener, ProgressDisplay, WatchListener
@@ -372,7 +378,7 @@ class Run:
         if deepspeed_zero.zero_stage(self.accelerator) == 3:  # the same, gathered from DeepSpeed's partitions
             self.model = self._unsharded_copy(deepspeed_zero.full_state_on_main(self.accelerator))
             return
-        self.model = self.accelerator.unwrap_model(self.scorer).model
+        self.model = unwrap(self.accelerator, self.scorer).model
 
     def _unsharded_copy(self, state: dict) -> nn.Module | None:
         """Rank 0: the trained model rebuilt unsharded (on the CPU) from the gathered `state`; other ranks: None
