@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prefalign.data.render import Renderer, RenderSettings
-from prefalign.eval.probe import general_nll, probe_batch, probe_rows
+from prefalign.eval.probe import general_nll, own_answer_rows, probe_batch, probe_rows
 from prefalign.scoring.logps import SequenceScorer
 from tests.conftest import REPO, make_tiny_model
 
@@ -54,6 +54,27 @@ def test_probe_batch_follows_the_runs_limits(tokenizer):
         probe_batch(Renderer(tokenizer, RenderSettings(None, 8, None, None)), tokenizer.pad_token_id)
 
 
+def test_own_answers_are_seeded_samples_that_leave_the_callers_random_state_alone(tokenizer):
+    renderer = Renderer(tokenizer, RenderSettings(None, 1024, None, None))
+    model = make_tiny_model(tokenizer).train()
+    torch.manual_seed(123)
+    first = own_answer_rows(model, renderer, max_new_tokens=12)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3))  # the caller's generator is where it was
+    assert model.training  # and the model's mode
+    again = own_answer_rows(model, renderer, max_new_tokens=12)
+    assert first == again  # seeded: the same model answers the same
+    written = probe_rows()
+    assert [r["prompt"] for r in first] == [r["prompt"] for r in written]  # the shipped questions, in order
+    answers = [r["completion"][0]["content"] for r in first]
+    assert answers != [r["completion"][0]["content"] for r in written] and len(set(answers)) > 1
+    # Sampled at temperature 1, not greedy: the first answer is not the model's greedy continuation.
+    prompt = torch.tensor([renderer.untruncated(written[0])[0]])
+    greedy = model.generate(input_ids=prompt, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert answers[0] != tokenizer.decode(greedy[0, prompt.shape[1] :], skip_special_tokens=True).strip()
+
+
 def test_a_run_with_held_out_data_logs_general_nll_and_watches_it(tiny_model_dir, toy_data, tmp_path):
     """Before training and at every eval the probe is scored as general_nll; the watch reads the eval records."""
     import json
@@ -75,6 +96,20 @@ def test_a_run_with_held_out_data_logs_general_nll_and_watches_it(tiny_model_dir
     before = result.before["general_nll"]
     # Step 1 runs at lr 0 (the warm-up starts there), so its eval equals the before; step 2 moves the probe.
     assert evals[0]["general_nll"] == pytest.approx(before) and evals[1]["general_nll"] != before
+    # What is scored is the starting policy's own answers, kept in the run directory: scored again here on the
+    # untrained model, they give the run's value before training.
+    saved = json.loads((result.run_dir / "probe.json").read_text())
+    assert saved["seed"] == 0 and len(saved["rows"]) == 14
+    assert [r["prompt"] for r in saved["rows"]] == [r["prompt"] for r in probe_rows()]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefalign.data.render import render_settings
+
+    start = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    renderer = Renderer(tokenizer, render_settings(prefalign.load_config(config).data))
+    rescored = general_nll(SequenceScorer(start), probe_batch(renderer, tokenizer.pad_token_id, saved["rows"]))
+    assert rescored == pytest.approx(before, rel=1e-4)
     # The run's watch gave a finding exactly when a GeneralNllWatch on the same records does.
     replay = GeneralNllWatch(before)
     expected = [str(f) for r in evals for f in replay.update(r)]

@@ -338,7 +338,9 @@ def retention_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# The package's general-text probe (prefalign.eval.probe), scored here too, to set its watch's threshold.
+# The package's general-text probe's written answers (what a run scored as general_nll before 2026-12-03), kept
+# in every row so that rows stay comparable. A run now scores the starting model's own sampled answers to the same
+# questions instead; probe_check.py --own scores those on the adapters the rows keep.
 PROBE_PATH = REPO / "src" / "prefalign" / "data" / "probe" / "general.jsonl"
 
 

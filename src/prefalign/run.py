@@ -14,7 +14,7 @@ import datasets
 import transformers
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, PartialState
-from accelerate.utils import InitProcessGroupKwargs, gather_object
+from accelerate.utils import InitProcessGroupKwargs, broadcast_object_list, gather_object
 from rich.console import Console
 from rich.table import Table
 from torch import nn
@@ -26,7 +26,7 @@ from prefalign.data.layout import Batch
 from prefalign.data.render import Renderer, render_settings
 from prefalign.data.templates import TEMPLATES, chat_template_for
 from prefalign.eval.evaluate import generate
-from prefalign.eval.probe import general_nll, probe_batch
+from prefalign.eval.probe import OWN_ANSWER_TOKENS, PROBE_SEED, general_nll, own_answer_rows, probe_batch
 from prefalign.eval.rewards import held_out_rewards
 from prefalign.export.card import model_card
 from prefalign.export.gguf_run import check_gguf_output, write_run_gguf
@@ -60,7 +60,7 @@ from prefalign.training.distributed import (
     check_one_group,
     distribution,
     memory_sharding,
-    unwrap,
+    unwrap_prepared,
     use_cpu_group_if_needed,
 )
 from prefalign.training.events import Events
@@ -72,6 +72,7 @@ from prefalign.training.precision import resolve_precision
 from prefalign.training.watch import GeneralNllWatch, LikelihoodWatch
 
 RUN_MARKER = ".prefalign-run"
+PROBE_ANSWERS_FILE = "probe.json"  # the general-text probe's answers (eval/probe.py)
 
 
 @dataclass
@@ -309,11 +310,24 @@ class Run:
         )  # fmt: skip
 
     def _probe(self) -> Batch | None:
-        """The general-text probe, rendered as the run renders its data: for a policy run with held-out data."""
+        """The general-text probe for a policy run with held-out data: the starting policy's own answers to its
+        questions (eval/probe.py), sampled once by the main process and kept in RUN_DIR/probe.json (a resumed
+        run reads them back), rendered as the run renders its data."""
         config = self.config
         if config.method.kind != "policy" or self.prepared.eval is None:
             return None
-        return probe_batch(Renderer(self.tokenizer, render_settings(config.data)), self.tokenizer.pad_token_id)
+        renderer = Renderer(self.tokenizer, render_settings(config.data))
+        saved = self.run_dir / PROBE_ANSWERS_FILE
+        if config.train.resume and saved.is_file():
+            rows = json.loads(saved.read_text())["rows"]
+        else:
+            rows = None
+            if self.is_main:
+                with self.accelerator.autocast():
+                    rows = own_answer_rows(self.model, renderer)
+                write_json_atomically(saved, {"seed": PROBE_SEED, "max_new_tokens": OWN_ANSWER_TOKENS, "rows": rows})
+            rows = broadcast_object_list([rows])[0]  # every process scores the answers the main one sampled
+        return probe_batch(renderer, self.tokenizer.pad_token_id, rows)
 
     def before(self) -> None:
         """Held-out metrics and answers before training; a resumed run reads the ones it saved."""
@@ -378,7 +392,7 @@ class Run:
         if deepspeed_zero.zero_stage(self.accelerator) == 3:  # the same, gathered from DeepSpeed's partitions
             self.model = self._unsharded_copy(deepspeed_zero.full_state_on_main(self.accelerator))
             return
-        self.model = unwrap(self.accelerator, self.scorer).model
+        self.model = unwrap_prepared(self.accelerator, self.scorer).model
 
     def _unsharded_copy(self, state: dict) -> nn.Module | None:
         """Rank 0: the trained model rebuilt unsharded (on the CPU) from the gathered `state`; other ranks: None

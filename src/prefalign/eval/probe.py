@@ -1,14 +1,23 @@
-"""The general-text probe: the policy's per-token NLL on a few everyday chat answers, scored at every eval.
+"""The general-text probe: the policy's per-token NLL on its own starting answers to everyday questions, scored
+at every eval.
 
 A preference run can win its task and cost the model elsewhere: in issue 18 the default recipe raised
 the per-token NLL of ordinary chat answers it never trained on by 17.5% (the behaviour benchmark's
-retention column measures the same on its tasks). The probe shows that cost while the run trains, as
-`eval/general_nll`. Its text ships with the package (`prefalign/data/probe/general.jsonl`: fourteen
-questions with short answers, about 770 answer tokens under SmolLM2's tokenizer; eight everyday answers in
-plain prose and six in other voices — a casual coding question, a formal letter, worked algebra, a story,
-SQL, bullet points — because a run whose chosen answers share one plain voice can make plain prose *more*
-likely while everything else gets less likely) and is only ever scored,
-never trained on: it is read here and nowhere in data loading.
+retention column measures the same on its tasks, on other people's answers). The probe shows that cost while the
+run trains, as `eval/general_nll`. Its questions ship with the package (`prefalign/data/probe/general.jsonl`:
+fourteen everyday and technical questions) and are only ever scored, never trained on: they are read here and
+nowhere in data loading.
+
+What is scored is not the answers written beside the questions but the policy's own answers, sampled before the
+first step (temperature 1, seed 0, up to 128 tokens each; kept in RUN_DIR/probe.json, which a resumed run
+reads back). Their NLL under the policy estimates the cross-entropy from the starting model to the policy on
+general questions, the starting model's own entropy plus KL(start ‖ policy), so it rises exactly as the policy
+drifts from what it would have said. Measured 2026-12-03 on the two adapters the retention sweep had kept
+(SmolLM2-135M-Instruct, prefalign's defaults on the benchmark's two tasks; benchmarks/behaviour/probe_check.py):
+other people's chat answers (the benchmark's peer NLL) rose 11.8% and 10.1%; the model's own answers as
+sampled here +12.1% and +9.8%; its greedy answers +36% and +36% (greedy text is the model's likeliest, so it
+moves most); the written answers −4.5% and +1.1%, because a run whose chosen answers share a plain voice makes
+plain prose more likely while everything else gets less likely.
 
 The NLL is summed over every answer token of the probe (end-of-turn included) and divided by their count,
 through the same renderer (chat template, BOS/EOS handling) and the same scorer as training, so it is the
@@ -26,6 +35,8 @@ from prefalign.data.layout import Batch, make_batch
 from prefalign.scoring.logps import sequence_logps
 
 PROBE_FILE = "general.jsonl"
+OWN_ANSWER_TOKENS = 128  # per answer: a few sentences; all fourteen took 66 s on SmolLM2-135M, CPU shared three ways
+PROBE_SEED = 0
 
 
 def probe_rows(plain: bool = False) -> list[dict]:
@@ -38,16 +49,58 @@ def probe_rows(plain: bool = False) -> list[dict]:
     return [{"prompt": r["prompt"], "completion": r["completion"], "plain": plain} for r in rows]
 
 
-def probe_batch(renderer, pad_id: int) -> Batch:
-    """The probe rendered by the run's renderer (its template and limits) as one padded batch.
+def uses_plain_text(renderer) -> bool:
+    """A model with no chat template to use (none named, none in its tokenizer: a base model trained on plain
+    strings) reads the probe as plain text rather than stopping the run."""
+    return renderer.settings.template is None and renderer.tokenizer.chat_template is None
+
+
+@torch.no_grad()
+def own_answer_rows(model: torch.nn.Module, renderer, max_new_tokens: int = OWN_ANSWER_TOKENS) -> list[dict]:
+    """The probe's questions with `model`'s own answers in place of the written ones: sampled at temperature 1
+    (no top-k or top-p cut) from seed PROBE_SEED, all fourteen as one left-padded batch, each cut at its first
+    end-of-sequence token. The caller's random state is left as it was."""
+    rows = probe_rows(plain=uses_plain_text(renderer))
+    tokenizer = renderer.tokenizer
+    prompts = [renderer.untruncated(row)[0] for row in rows]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(ids) for ids in prompts)
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=device)
+    stops = {tokenizer.eos_token_id, *_ids(getattr(model, "generation_config", None))} - {None}
+    was_training = model.training
+    model.eval()
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.compiler.set_stance("force_eager"):
+        torch.manual_seed(PROBE_SEED)
+        out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             do_sample=True, temperature=1.0, top_p=1.0, top_k=0, pad_token_id=pad_id)  # fmt: skip
+    model.train(was_training)
+    answered = []
+    for row, generated in zip(rows, out[:, width:].tolist(), strict=True):
+        ends = [i for i, token in enumerate(generated) if token in stops]
+        text = tokenizer.decode(generated[: ends[0]] if ends else generated, skip_special_tokens=True).strip()
+        completion = [{"role": "assistant", "content": text}]
+        answered.append({**row, "completion": completion})
+    return answered
+
+
+def _ids(generation_config) -> list[int]:
+    eos = getattr(generation_config, "eos_token_id", None)
+    return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+
+
+def probe_batch(renderer, pad_id: int, rows: list[dict] | None = None) -> Batch:
+    """The probe (`rows`, by default its written answers) rendered by the run's renderer (its template and
+    limits) as one padded batch.
 
     A row the run's limits would truncate is scored truncated, as the run would see it; a row they would
-    drop (the prompt fills max_length) is left out. A model with no chat template to use (none named, none
-    in its tokenizer: a base model trained on plain strings) reads the probe as plain text rather than
-    stopping the run.
+    drop (the prompt fills max_length) is left out. Plain text where the model has no chat template to use
+    (uses_plain_text).
     """
-    no_template = renderer.settings.template is None and renderer.tokenizer.chat_template is None
-    examples = [renderer.render(row) for row in probe_rows(plain=no_template)]
+    rows = probe_rows(plain=uses_plain_text(renderer)) if rows is None else rows
+    examples = [renderer.render(row) for row in rows]
     examples = [ex for ex in examples if not ex["drop"]]
     if not examples:
         raise ValueError("data.max_length leaves no room for any probe answer: the general-text probe is empty")

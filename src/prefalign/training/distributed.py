@@ -42,7 +42,7 @@ def use_cpu_group_if_needed() -> tuple[bool, str | None]:
     return True, None
 
 
-def unwrap(accelerator, module: torch.nn.Module) -> torch.nn.Module:
+def unwrap_prepared(accelerator, module: torch.nn.Module) -> torch.nn.Module:
     """The module inside what accelerate.prepare wrapped it in (DDP, FSDP, torch.compile, DeepSpeed's engine).
 
     accelerate's unwrap_model imports all of DeepSpeed whenever it is installed, to test for its engine: measured

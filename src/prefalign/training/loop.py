@@ -43,7 +43,7 @@ from prefalign.training.checkpoint import (
     temp_dir,
 )
 from prefalign.training.deepspeed_zero import reference_for_inference, set_micro_batch
-from prefalign.training.distributed import fsdp_requested, gather_rows, unwrap
+from prefalign.training.distributed import fsdp_requested, gather_rows, unwrap_prepared
 from prefalign.training.events import Events
 from prefalign.training.fsdp import load_sharded, save_sharded, shard_per_layer, sharded_layers
 from prefalign.training.metrics import MetricSums, reduce_sum
@@ -259,7 +259,7 @@ def fit(training: Training, cfg: TrainConfig, accelerator: Accelerator, run_dir:
         scorer, optimizer = accelerator.prepare(training.scorer, optimizer)
     if deepspeed and isinstance(training.reference, ModelReference):  # ZeRO-3: partitioned too, for inference
         training.reference.scorer = reference_for_inference(training.reference.scorer, accelerator)
-    trainable = {n: p for n, p in unwrap(accelerator, scorer).named_parameters() if p.requires_grad}
+    trainable = {n: p for n, p in unwrap_prepared(accelerator, scorer).named_parameters() if p.requires_grad}
     # sharded by prefalign or by accelerate's FSDP2: checkpoints hold each process's shards (training.fsdp)
     sharded = sharded_layers(scorer) > 0
     params = list(trainable.values())  # accelerate's own FSDP replaces the parameters: clip the ones it trains
