@@ -14,34 +14,17 @@ probe's text alone.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from retention import general_nll, peer_rows
+from retention import general_nll, peer_rows, written_probe_rows
 from score import load
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "src" / "prefalign" / "data" / "probe" / "general.jsonl"
-
-
-def probe_rows(path: Path) -> list[dict]:
-    """The probe's rows as retention.general_nll reads them: {prompt: messages, answer: text}."""
-    rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        answer = record["completion"]
-        if isinstance(answer, list):
-            if len(answer) != 1 or answer[0].get("role") != "assistant":
-                raise ValueError(f"{path}:{i}: completion: one assistant message expected")
-            answer = answer[0]["content"]
-        rows.append({"prompt": record["prompt"], "answer": answer})
-    return rows
 
 
 def own_answers(model, tokenizer, max_new_tokens: int) -> list[dict]:
@@ -57,11 +40,11 @@ def own_answers(model, tokenizer, max_new_tokens: int) -> list[dict]:
 
 
 def scores(model, tokenizer, peer: list[dict], probe: list[dict]) -> dict:
-    return {
-        "peer": general_nll(model, tokenizer, peer)[0],
-        "probe": general_nll(model, tokenizer, probe)[0],
-        "rows": [general_nll(model, tokenizer, [row])[0] for row in probe],
-    }
+    """Per-token NLL of the peer answers and of the probe, and of each probe row; the probe's is pooled from its
+    rows (each answer scored once)."""
+    rows = [general_nll(model, tokenizer, [row]) for row in probe]
+    pooled = sum(nll * n for nll, n in rows) / sum(n for _, n in rows)
+    return {"peer": general_nll(model, tokenizer, peer)[0], "probe": pooled, "rows": [nll for nll, _ in rows]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.manual_seed(0)
-    peer, probe = peer_rows(), probe_rows(args.probe)
+    peer, probe = peer_rows(), written_probe_rows(args.probe)
     adapters = sorted(args.runs.glob("*/*/run/adapter"))
     if not adapters:
         raise SystemExit(f"{args.runs}: no kept adapters (RUNS/TASK/ROW/run/adapter)")

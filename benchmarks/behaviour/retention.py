@@ -75,6 +75,21 @@ def general_rows(path: Path = GENERAL_PATH) -> list[dict]:
     return rows
 
 
+def written_probe_rows(path: Path) -> list[dict]:
+    """The package's general-text probe (prefalign/data/probe/general.jsonl: prompt and one assistant message
+    per row) as general_nll reads rows: {prompt: messages, answer: text}."""
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        completion = record["completion"]
+        if len(completion) != 1 or completion[0].get("role") != "assistant":
+            raise RetentionError(f"{path}:{i}: completion: one assistant message expected")
+        rows.append({"prompt": record["prompt"], "answer": completion[0]["content"]})
+    return rows
+
+
 _ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 
 

@@ -346,11 +346,9 @@ PROBE_PATH = REPO / "src" / "prefalign" / "data" / "probe" / "general.jsonl"
 
 def probe_nll(model: Any, tokenizer: Any) -> float:
     """The probe's per-token NLL, computed as the general NLL is (plain transformers, float32)."""
-    from retention import general_nll
+    from retention import general_nll, written_probe_rows
 
-    rows = [json.loads(line) for line in PROBE_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [{"prompt": r["prompt"], "answer": r["completion"][0]["content"]} for r in rows]
-    return general_nll(model, tokenizer, rows)[0]
+    return general_nll(model, tokenizer, written_probe_rows(PROBE_PATH))[0]
 
 
 def measure_retention(args: argparse.Namespace, model: Any, tokenizer: Any) -> dict[str, Any]:

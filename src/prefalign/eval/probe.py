@@ -32,6 +32,7 @@ from importlib import resources
 import torch
 
 from prefalign.data.layout import Batch, make_batch
+from prefalign.eval.sampling import Sampling
 from prefalign.scoring.logps import sequence_logps
 
 PROBE_FILE = "general.jsonl"
@@ -69,13 +70,12 @@ def own_answer_rows(model: torch.nn.Module, renderer, max_new_tokens: int = OWN_
     input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=device)
     stops = {tokenizer.eos_token_id, *_ids(getattr(model, "generation_config", None))} - {None}
+    sampling = Sampling(seed=PROBE_SEED)  # temperature 1, no top-k or top-p cut, caller's random state kept
     was_training = model.training
     model.eval()
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.compiler.set_stance("force_eager"):
-        torch.manual_seed(PROBE_SEED)
+    with sampling.seeded(device), torch.compiler.set_stance("force_eager"):
         out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             do_sample=True, temperature=1.0, top_p=1.0, top_k=0, pad_token_id=pad_id)  # fmt: skip
+                             pad_token_id=pad_id, **sampling.generate_options())  # fmt: skip
     model.train(was_training)
     answered = []
     for row, generated in zip(rows, out[:, width:].tolist(), strict=True):
