@@ -348,6 +348,28 @@ def test_front_picks_the_cheapest_recipe_that_meets_the_behaviour_rule(tmp_path)
     assert (tmp_path / "front.svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_front_averages_seeds_and_keeps_the_defaults_within_their_noise():
+    front = _load("behaviour_front_seeds", BENCH / "front.py")
+    rows = [
+        _front_row("defaults", "tldr", 0.9, 0.0, 0.10), _front_row("defaults", "decline", 0.7, 0.0, 0.12),
+        _front_row("defaults_seed1", "tldr", 0.8, 0.0, 0.10), _front_row("defaults_seed1", "decline", 0.7, 0.1, 0.09),
+        _front_row("close", "tldr", 0.9, 0.0, 0.09), _front_row("close", "decline", 0.6, 0.0, 0.09),
+    ]  # fmt: skip
+    points = {p.recipe: p for p in front.points(rows)}
+    assert set(points) == {"defaults", "close"}  # a seed is the same recipe, not a point of its own
+    defaults = points["defaults"]
+    assert defaults.seeds == 2 and defaults.gain == pytest.approx(0.7)  # the worse task's mean over seeds
+    assert defaults.cost == pytest.approx(0.105) and defaults.side_effect == pytest.approx(0.05)
+    assert front.noise(list(points.values())) == pytest.approx(0.03)  # decline's seeds: 12% and 9%
+    # "close" qualifies and is 1.5 points cheaper, inside the 3-point noise: the defaults stay.
+    chosen, why = front.choose(list(points.values()))
+    assert chosen.recipe == "defaults" and "within the seeds' noise" in why and "close" in why
+    # Cheaper by more than the noise: it replaces them.
+    rows += [_front_row("cheaper", "tldr", 0.9, 0.0, 0.04), _front_row("cheaper", "decline", 0.6, 0.0, 0.05)]
+    chosen, why = front.choose(front.points(rows))
+    assert chosen.recipe == "cheaper" and "meets the +5%" in why
+
+
 def test_front_knee_is_the_point_farthest_from_the_chord():
     front = _load("behaviour_front_knee", BENCH / "front.py")
     line = [front.Point("p", name, gain, 0.0, cost, ("t",)) for name, gain, cost in

@@ -10,17 +10,22 @@ A recipe is one (engine, recipe) measured on both tasks. Its three numbers, each
 - **cost**: the peer NLL change (`peer_nll_change`, retention.py: the chosen answers of LLaMA-Factory's
   dpo_en_demo, which no recipe trains on), the larger of the two tasks'.
 
+Seeds of one recipe (`defaults_seed1` beside `defaults`) are one point: each task's numbers are the mean
+over its seeds, and the largest spread between seeds of one recipe on one task is the **noise** of the cost.
+
 The **front** is the recipes no other beats on both gain and cost. The **choice** follows the issue's rule:
 among recipes with gain ≥ 50 points on both tasks and side effects < 10%, the smallest cost; when none
 qualifies, the knee of the front (the point farthest from the straight line between its two ends, in units
-of each axis's range), which the printout says plainly. A `defaults` row means the defaults it ran under
-(its `defaults` field), not today's.
+of each axis's range), which the printout says plainly. A recipe that is cheaper than a qualifying
+`defaults` by no more than the noise does not replace it: that difference is not measured. A `defaults` row
+means the defaults it ran under (its `defaults` field), not today's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,8 @@ class Point:
     side_effect: float
     cost: float
     tasks: tuple[str, ...]
+    seeds: int = 1  # runs averaged into each task's numbers
+    spread: float = 0.0  # the largest cost difference between this recipe's seeds on one task
 
     @property
     def name(self) -> str:
@@ -49,30 +56,54 @@ class Point:
         return self.gain >= GAIN_TARGET and self.side_effect < SIDE_EFFECT_LIMIT
 
 
+SEED = re.compile(r"^(?P<recipe>.+)_seed\d+$")
+
+
+def seedless(recipe: str) -> str:
+    """The recipe a seed variant repeats: defaults_seed1 -> defaults."""
+    match = SEED.match(recipe)
+    return match["recipe"] if match else recipe
+
+
 def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> list[Point]:
     """One point per (engine, recipe) measured on every task with the peer retention column; the newest row
-    of each (engine, recipe, task) counts."""
+    of each (engine, recipe with its seed, task) counts, and a task's seeds are averaged."""
     latest: dict[tuple[str, str, str], dict] = {}
     for row in rows:
         if row.get("peer_nll_change") is None:
             continue  # a row from before the peer measure, or one whose retention was refused
         latest[(row["engine"], row["recipe"], row["task"])] = row
+    runs: dict[tuple[str, str, str], list[dict]] = {}
+    for (engine, recipe, task), row in latest.items():
+        runs.setdefault((engine, seedless(recipe), task), []).append(row)
     result = []
-    for engine, recipe in sorted({(e, r) for e, r, _ in latest}):
-        per_task = [latest.get((engine, recipe, task)) for task in tasks]
-        if any(row is None for row in per_task):
+    for engine, recipe in sorted({(e, r) for e, r, _ in runs}):
+        per_task = [runs.get((engine, recipe, task)) for task in tasks]
+        if any(seeds is None for seeds in per_task):
             continue
+
+        def mean(seeds: list[dict], key) -> float:
+            return sum(key(r) for r in seeds) / len(seeds)
+
+        costs = [[r["peer_nll_change"] for r in seeds] for seeds in per_task]
         result.append(
             Point(
                 engine=engine,
                 recipe=recipe,
-                gain=min(r["behaviour_after"] - r["behaviour_before"] for r in per_task),
-                side_effect=max(r["side_effect_after"] for r in per_task),
-                cost=max(r["peer_nll_change"] for r in per_task),
+                gain=min(mean(s, lambda r: r["behaviour_after"] - r["behaviour_before"]) for s in per_task),
+                side_effect=max(mean(s, lambda r: r["side_effect_after"]) for s in per_task),
+                cost=max(sum(c) / len(c) for c in costs),
                 tasks=tasks,
+                seeds=min(len(s) for s in per_task),
+                spread=max(max(c) - min(c) for c in costs),
             )
         )
     return result
+
+
+def noise(candidates: list[Point]) -> float:
+    """The cost's noise: the largest spread between seeds of one recipe on one task (0 without seeds)."""
+    return max((p.spread for p in candidates), default=0.0)
 
 
 def front(candidates: list[Point]) -> list[Point]:
@@ -106,10 +137,18 @@ def choose(candidates: list[Point]) -> tuple[Point | None, str]:
     if qualified:
         best = min(qualified, key=lambda p: p.cost)
         met = "meets" if best.cost <= COST_TARGET else "misses"
-        return best, (
+        why = (
             f"the cheapest of {len(qualified)} recipe(s) with behaviour ≥ {GAIN_TARGET:.0%} up on every task and "
             f"side effects < {SIDE_EFFECT_LIMIT:.0%}; it {met} the +{COST_TARGET:.0%} retention target"
         )
+        defaults = next((p for p in qualified if p.recipe == "defaults" and p.engine == "prefalign"), None)
+        if defaults is not None and best is not defaults and defaults.cost - best.cost <= noise(candidates):
+            return defaults, (
+                f"{best.name} is the cheapest recipe that qualifies, but by {100 * (defaults.cost - best.cost):.1f} "
+                f"points, within the seeds' noise ({100 * noise(candidates):.1f} points): the defaults stay; "
+                f"they {'meet' if defaults.cost <= COST_TARGET else 'miss'} the +{COST_TARGET:.0%} retention target"
+            )
+        return best, why
     line = front([p for p in candidates if p.side_effect < SIDE_EFFECT_LIMIT]) or front(candidates)
     if not line:
         return None, "no recipe has been measured on every task yet"
@@ -123,13 +162,13 @@ def table(candidates: list[Point]) -> str:
     on_front = {p.name for p in front(candidates)}
     lines = [
         "| engine | recipe | behaviour gain (worse task) | side effect (worse task) "
-        "| peer NLL change (worse task) | front |",
-        "|---|---|---|---|---|---|",
+        "| peer NLL change (worse task) | seeds | front |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in sorted(candidates, key=lambda p: p.cost):
         lines.append(
             f"| {p.engine} | {p.recipe} | {100 * p.gain:+.0f} pts | {p.side_effect:.0%} | {100 * p.cost:+.1f}% "
-            f"| {'yes' if p.name in on_front else ''} |"
+            f"| {p.seeds} | {'yes' if p.name in on_front else ''} |"
         )
     return "\n".join(lines)
 
