@@ -375,3 +375,13 @@ def test_front_knee_is_the_point_farthest_from_the_chord():
     line = [front.Point("p", name, gain, 0.0, cost, ("t",)) for name, gain, cost in
             [("a", 0.0, 0.0), ("b", 0.8, 0.1), ("c", 0.9, 0.5), ("d", 1.0, 1.0)]]  # fmt: skip
     assert front.knee(line).recipe == "b"
+
+
+def test_where_splits_the_peer_rise_between_the_opening_and_the_rest():
+    where = _load("behaviour_where", BENCH / "where.py")
+    base = [[1.0, 1.0, 2.0], [1.0, 3.0]]  # opening = first 2 tokens: 6 nats over 4 tokens; rest: 2 nats over 1
+    after = [[2.0, 1.0, 3.0], [1.0, 4.0]]  # opening +2 nats, rest +1 nat
+    change = where.compare(base, after, opening=2)
+    assert change["opening"] == pytest.approx(2 / 6) and change["rest"] == pytest.approx(1 / 2)
+    assert change["whole"] == pytest.approx(3 / 8) and change["opening_share"] == pytest.approx(2 / 3)
+    assert (change["opening_tokens"], change["rest_tokens"]) == (4, 1)

@@ -140,12 +140,13 @@ def answer_ids(tokenizer: Any, prompt: list[dict], answer: str) -> tuple[list[in
     return prompt_ids, rest
 
 
-def general_nll(model: Any, tokenizer: Any, rows: list[dict]) -> tuple[float, int]:
-    """(per-token NLL over all rows' answer tokens, number of tokens), one sequence at a time (no padding)."""
+def token_nlls(model: Any, tokenizer: Any, rows: list[dict]) -> list[list[float]]:
+    """Each row's answer tokens' negative log-likelihoods given its question, one sequence at a time (no
+    padding)."""
     import torch
 
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    result = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -154,10 +155,15 @@ def general_nll(model: Any, tokenizer: Any, rows: list[dict]) -> tuple[float, in
             input_ids = torch.tensor([prompt_ids + ids], device=device)
             logits = model(input_ids=input_ids).logits[0, len(prompt_ids) - 1 : -1].float()
             logps = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(ids, device=device)[:, None])
-            total -= float(logps.sum())
-            count += len(ids)
+            result.append((-logps[:, 0]).tolist())
     model.train(was_training)
-    return total / max(count, 1), count
+    return result
+
+
+def general_nll(model: Any, tokenizer: Any, rows: list[dict]) -> tuple[float, int]:
+    """(per-token NLL over all rows' answer tokens, number of tokens)."""
+    nlls = [nll for row in token_nlls(model, tokenizer, rows) for nll in row]
+    return sum(nlls) / max(len(nlls), 1), len(nlls)
 
 
 _WORD = re.compile(r"\w+")
