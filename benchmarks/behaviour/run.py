@@ -164,8 +164,9 @@ def scoring_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 SETTINGS_KEYS = (
     "task", "engine", "recipe", "recipe_value", "defaults", "set", "max_steps", "precision",
-    "model", "limit", "max_new_tokens", "gen_batch",
+    "model", "limit", "max_new_tokens", "gen_batch", "train_device",
 )  # fmt: skip
+OPTIONAL_SETTINGS = ("train_device",)  # present only when not the default (a CPU row has none)
 
 
 def run_settings(args: argparse.Namespace, task: str, engine: str, recipe: str) -> dict[str, Any]:
@@ -181,7 +182,16 @@ def run_settings(args: argparse.Namespace, task: str, engine: str, recipe: str) 
         "max_steps": args.max_steps,
         "precision": args.precision,
         **scoring_settings(args),
+        # Both engines train on a GPU when there is one (scoring stays on the CPU, in float32). A GPU row is another
+        # measurement than a CPU row of the same recipe (other kernels, other rounding); CPU rows carry no key.
+        **({"train_device": "cuda"} if train_device() == "cuda" else {}),
     }
+
+
+def train_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def prefalign_defaults() -> dict[str, Any]:
@@ -638,7 +648,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def _row_settings(row: dict) -> dict[str, Any]:
     """The settings part of a results row, as `run_settings` built it."""
-    return {k: row.get(k) for k in SETTINGS_KEYS}
+    return {k: row.get(k) for k in SETTINGS_KEYS if k in row or k not in OPTIONAL_SETTINGS}
 
 
 if __name__ == "__main__":
