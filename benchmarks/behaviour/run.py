@@ -104,6 +104,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         # Stage 2 around the defaults: beta, epochs, and the options that exist to limit drift.
         "rpo1_beta0.3": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.3"],
+        "rpo1_beta0.3_seed1": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.3", "train.seed=1"],
+        "rpo1_beta0.5": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.5"],
+        "rpo1_beta1": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=1.0"],
         "rpo1_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "train.epochs=1"],
         "rpo1_lr2e-4_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=2e-4", "train.epochs=1"],
         "rpo1_beta0.3_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.3", "train.epochs=1"],
