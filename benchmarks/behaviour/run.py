@@ -111,6 +111,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "rpo1_lr2e-4_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=2e-4", "train.epochs=1"],
         "rpo1_beta0.3_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "method.beta=0.3", "train.epochs=1"],
         "rpo1_lora_r4": [*loss("sigmoid", rpo_alpha=1.0), "model.lora.r=4", "model.lora.alpha=8"],
+        # LoRA on the attention's query and value projections only (the original LoRA paper's choice), leaving the
+        # MLPs, where most of what a model knows sits, as they were
+        "rpo1_lora_qv": [*loss("sigmoid", rpo_alpha=1.0), "model.lora.target_modules=[q_proj, v_proj]"],
         "sigmoid_norm_rpo1": loss("sigmoid_norm", rpo_alpha=1.0),  # DPO on per-token log-ratios + NLL
         "apo_zero_rpo1": loss("apo_zero", rpo_alpha=1.0),
     },

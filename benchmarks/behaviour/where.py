@@ -6,10 +6,10 @@ Both tasks teach how an answer opens (`TL;DR:`, a fixed refusal), and the peer N
 headline retention figure) scores whole answers that open differently. A rise confined to the first tokens
 is the taught behaviour reaching other prompts, which a user may or may not want; a rise all through the
 answer is the model getting worse at text in general. For the base model and every adapter the sweep kept
-(`RUNS/TASK/ROW/run/adapter`) this prints the peer NLL's relative change over the first `--opening` answer
-tokens, over the rest, and the share of the total rise (in nats) that the opening holds; and the answer
-tokens whose summed NLL rose most (`--tokens`), to see what the model now finds unlikely. Scored as
-retention.py scores: plain transformers, float32, the tokenizer's chat template.
+(`RUNS/TASK/ROW/run/adapter`, TRL's `RUNS/TASK/ROW/adapter`) this prints the peer NLL's relative change over
+the first `--opening` answer tokens, over the rest, and the share of the total rise (in nats) that the
+opening holds; and the answer tokens whose summed NLL rose most (`--tokens`), to see what the model now
+finds unlikely. Scored as retention.py scores: plain transformers, float32, the tokenizer's chat template.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def risers(tokenizer, rows: list[dict], base: list[list[float]], after: list[lis
     return [(text, rise[text], count[text]) for text in top]
 
 
+def row_dir(adapter: Path) -> Path:
+    """The benchmark row's directory (TASK/ROW) of an adapter: ROW/run/adapter (prefalign) or ROW/adapter (TRL)."""
+    return adapter.parents[1] if adapter.parent.name == "run" else adapter.parent
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "behaviour")
@@ -76,9 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer = load(args.model)
     base = token_nlls(model, tokenizer, rows)
     del model
-    adapters = sorted(args.runs.glob("*/*/run/adapter"))
+    adapters = sorted([*args.runs.glob("*/*/run/adapter"), *args.runs.glob("*/trl-*/adapter")])  # prefalign's, TRL's
     if args.only:
-        adapters = [a for a in adapters if a.parents[1].name in args.only]
+        adapters = [a for a in adapters if row_dir(a).name in args.only]
     print(f"peer answers: {len(rows)}, opening = first {args.opening} answer tokens\n")
     print("| task | row | peer NLL change | opening | rest | opening's share of the rise |")
     print("|---|---|---|---|---|---|")
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         after = token_nlls(model, tokenizer, rows)
         del model
         change = compare(base, after, args.opening)
-        task, row = adapter.parents[2].name, adapter.parents[1].name
+        task, row = row_dir(adapter).parent.name, row_dir(adapter).name
         print(
             f"| {task} | {row} | {100 * change['whole']:+.1f}% | {100 * change['opening']:+.1f}% "
             f"| {100 * change['rest']:+.1f}% | {100 * change['opening_share']:.0f}% |",
