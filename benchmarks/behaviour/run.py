@@ -118,6 +118,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         ],
         # between 2e-4 (decline unmoved, +3.7%) and the defaults' 5e-4 (75%, +11%): is the step in behaviour sharp?
         "rpo1_lr3e-4": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=3e-4"],
+        "rpo1_lr3e-4_seed1": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=3e-4", "train.seed=1"],
         # the defaults with TRL's schedule: rpo1_lr2e-4_linear moved tldr to 93% at +5.1% where cosine took 42% at +6.1%
         "rpo1_linear": [*loss("sigmoid", rpo_alpha=1.0), "train.schedule=linear", "train.warmup_ratio=0"],
         "rpo1_lr2e-4_epochs1": [*loss("sigmoid", rpo_alpha=1.0), "train.lr=2e-4", "train.epochs=1"],
