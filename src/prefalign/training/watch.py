@@ -103,13 +103,14 @@ class GeneralNllWatch:
     policy). Without it the first eval record that has `general_nll` serves, which understates a rise already
     under way by then. The finding is given once per run, at the first eval past the threshold.
 
-    Why 5%: it is issue 18's target for a recipe's retention cost, and it sits between the rises measured
-    there on SmolLM2-135M-Instruct with a 160-pair task (NLL of general chat answers never trained on): +17.5%
-    after prefalign's defaults, against +2.5% after the quickstart's 20 steps and +3.8% after TRL's DPO + NLL
-    at lr 2e-4. The probe scores the starting policy's own sampled answers (eval/probe.py), which tracked that
-    measure within half a point on the two adapters checked (+12.1% and +9.8% where other people's answers rose
-    11.8% and 10.1%), so the same threshold applies to it. Provisional: the behaviour benchmark's retention
-    sweep keeps every adapter, and benchmarks/behaviour/probe_check.py --own checks the probe against them.
+    Why 5%: it is issue 18's target for a recipe's retention cost, and the behaviour benchmark's retention sweep
+    (benchmarks/behaviour/README.md, "Retention results") puts it below every recipe that moved the harder
+    task's held-out behaviour on SmolLM2-135M-Instruct (+6.7% at lr 3e-4, +10.5-12.5% at the defaults' 5e-4, in
+    the NLL of general chat answers never trained on), and above most of those that left it unmoved (+3.7-6.6%).
+    So a run that changes behaviour as those did is told what it costs, with the measured rise.
+    The probe scores the starting policy's own sampled answers (eval/probe.py), which tracked that measure within
+    half a point on the two adapters checked (+12.1% and +9.8% where other people's answers rose 11.8% and
+    10.1%; benchmarks/behaviour/probe_check.py --own), so the same threshold applies to it.
     """
 
     def __init__(self, base: float | None = None, threshold: float = GENERAL_NLL_THRESHOLD, key: str = "general_nll"):
