@@ -385,14 +385,20 @@ def test_where_splits_the_peer_rise_between_the_opening_and_the_rest():
     assert change["opening"] == pytest.approx(2 / 6) and change["rest"] == pytest.approx(1 / 2)
     assert change["whole"] == pytest.approx(3 / 8) and change["opening_share"] == pytest.approx(2 / 3)
     assert (change["opening_tokens"], change["rest_tokens"]) == (4, 1)
+    # a token's rise is summed over every place it occurs: "a" rose 1 + 2 nats in two places, "b" not at all
+    texts = [["a", "b"], ["a"]]
+    assert where.risers(texts, [[1.0, 1.0], [1.0]], [[2.0, 1.0], [3.0]], n=2) == [("a", 3.0, 2), ("b", 0.0, 1)]
 
 
-def test_a_row_from_before_the_train_device_key_is_still_the_same_cpu_measurement():
+def test_a_row_from_before_the_train_device_key_is_still_the_same_cpu_measurement(monkeypatch):
     run = _load("behaviour_run_device", BENCH / "run.py")
     args = run.parse_args(["--task", "tldr"])
+    monkeypatch.setattr(run, "train_device", lambda: "cpu")
     settings = run.run_settings(args, "tldr", "prefalign", "defaults")
-    assert "train_device" not in settings  # this machine has no GPU: a CPU row
+    assert "train_device" not in settings  # a CPU row carries no key
     row = {**settings, "steps": 3, "behaviour_after": 0.5}  # as written before the key existed
     assert run._key(run._row_settings(row)) == run._key(settings)
-    gpu_row = {**row, "train_device": "cuda"}
-    assert run._key(run._row_settings(gpu_row)) != run._key(settings)  # a GPU row is another measurement
+    monkeypatch.setattr(run, "train_device", lambda: "cuda")
+    gpu = run.run_settings(args, "tldr", "prefalign", "defaults")
+    assert gpu["train_device"] == "cuda" and run._key(gpu) != run._key(settings)  # another measurement
+    assert run._key(run._row_settings({**gpu, "steps": 3})) == run._key(gpu)  # and its row reads back as such

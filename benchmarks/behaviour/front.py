@@ -81,24 +81,26 @@ def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> li
         per_task = [runs.get((engine, recipe, task)) for task in tasks]
         if any(seeds is None for seeds in per_task):
             continue
-
-        def mean(seeds: list[dict], key) -> float:
-            return sum(key(r) for r in seeds) / len(seeds)
-
+        gains = [[r["behaviour_after"] - r["behaviour_before"] for r in seeds] for seeds in per_task]
+        sides = [[r["side_effect_after"] for r in seeds] for seeds in per_task]
         costs = [[r["peer_nll_change"] for r in seeds] for seeds in per_task]
         result.append(
             Point(
                 engine=engine,
                 recipe=recipe,
-                gain=min(mean(s, lambda r: r["behaviour_after"] - r["behaviour_before"]) for s in per_task),
-                side_effect=max(mean(s, lambda r: r["side_effect_after"]) for s in per_task),
-                cost=max(sum(c) / len(c) for c in costs),
+                gain=min(map(_mean, gains)),
+                side_effect=max(map(_mean, sides)),
+                cost=max(map(_mean, costs)),
                 tasks=tasks,
                 seeds=min(len(s) for s in per_task),
                 spread=max(max(c) - min(c) for c in costs),
             )
         )
     return result
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def noise(candidates: list[Point]) -> float:
@@ -142,10 +144,11 @@ def choose(candidates: list[Point]) -> tuple[Point | None, str]:
             f"side effects < {SIDE_EFFECT_LIMIT:.0%}; it {met} the +{COST_TARGET:.0%} retention target"
         )
         defaults = next((p for p in qualified if p.recipe == "defaults" and p.engine == "prefalign"), None)
-        if defaults is not None and best is not defaults and defaults.cost - best.cost <= noise(candidates):
+        spread = noise(candidates)
+        if defaults is not None and best is not defaults and defaults.cost - best.cost <= spread:
             return defaults, (
                 f"{best.name} is the cheapest recipe that qualifies, but by {100 * (defaults.cost - best.cost):.1f} "
-                f"points, within the seeds' noise ({100 * noise(candidates):.1f} points): the defaults stay; "
+                f"points, within the seeds' noise ({100 * spread:.1f} points): the defaults stay; "
                 f"they {'meet' if defaults.cost <= COST_TARGET else 'miss'} the +{COST_TARGET:.0%} retention target"
             )
         return best, why

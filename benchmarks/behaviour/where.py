@@ -49,14 +49,13 @@ def compare(base: list[list[float]], after: list[list[float]], opening: int) -> 
     }
 
 
-def risers(tokenizer, rows: list[dict], base: list[list[float]], after: list[list[float]], n: int) -> list[tuple]:
-    """The answer tokens (as text) whose NLL, summed over every place they occur, rose most."""
+def risers(texts: list[list[str]], base: list[list[float]], after: list[list[float]], n: int) -> list[tuple]:
+    """The answer tokens (`texts`: each answer's tokens as text) whose NLL, summed over every place they occur,
+    rose most."""
     rise: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
-    for row, b, a in zip(rows, base, after, strict=True):
-        _, ids = answer_ids(tokenizer, row["prompt"], row["answer"])
-        for token, x, y in zip(ids, b, a, strict=True):
-            text = tokenizer.decode([token])
+    for tokens, b, a in zip(texts, base, after, strict=True):
+        for text, x, y in zip(tokens, b, a, strict=True):
             rise[text] += y - x
             count[text] += 1
     top = sorted(rise, key=rise.get, reverse=True)[:n]
@@ -81,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer = load(args.model)
     base = token_nlls(model, tokenizer, rows)
     del model
+    # the answers' tokens as text, once: an adapter keeps the base model's tokenizer
+    texts = [[tokenizer.decode([t]) for t in answer_ids(tokenizer, r["prompt"], r["answer"])[1]] for r in rows]
     adapters = sorted([*args.runs.glob("*/*/run/adapter"), *args.runs.glob("*/trl-*/adapter")])  # prefalign's, TRL's
     if args.only:
         adapters = [a for a in adapters if row_dir(a).name in args.only]
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {100 * change['rest']:+.1f}% | {100 * change['opening_share']:.0f}% |",
             flush=True,
         )
-        tops.append((task, row, risers(tokenizer, rows, base, after, args.tokens)))
+        tops.append((task, row, risers(texts, base, after, args.tokens)))
     for task, row, top in tops:
         listed = ", ".join(f"{text!r} +{rise:.1f} nats ({count}×)" for text, rise, count in top)
         print(f"\n{task} {row}: the tokens whose NLL rose most: {listed}")
