@@ -205,7 +205,7 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     monkeypatch.setitem(run.SWEEPS, "tiny", [("prefalign", "defaults")])
     again = run.main([*argv, "--sweep", "tiny"])
     assert again == [row] and len((out / "results.jsonl").read_text().splitlines()) == 1
-    table = run.table(run.read_results(out))
+    table = run.table(run.read_results(out / "results.jsonl"))
     assert table.splitlines()[0] == run.TABLE_HEADER and "| tldr | prefalign | defaults (train.batch_size=2" in table
 
     # Retention: the base model's, cached once for every task, and the trained model's, as a relative change.

@@ -1,6 +1,6 @@
 """The retention front (issue 18): what each recipe buys in behaviour against what it costs elsewhere.
 
-    python benchmarks/behaviour/front.py                 # reads runs/behaviour/results.jsonl
+    python benchmarks/behaviour/front.py                 # reads benchmarks/behaviour/results.jsonl
     python benchmarks/behaviour/front.py --plot benchmarks/behaviour/front.svg
 
 A recipe is one (engine, recipe) measured on both tasks. Its three numbers, each the worse of the two tasks:
@@ -207,7 +207,7 @@ def plot(candidates: list[Point], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> tuple[Point | None, str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", default=str(REPO / "runs" / "behaviour" / "results.jsonl"))
+    parser.add_argument("--results", default=str(HERE / "results.jsonl"))
     parser.add_argument("--plot", help="write the front as SVG or PNG here")
     args = parser.parse_args(argv)
     path = Path(args.results)
