@@ -206,6 +206,7 @@ def test_run_trains_scores_and_records_with_the_tiny_model(bench, tiny_model_dir
     again = run.main([*argv, "--sweep", "tiny"])
     assert again == [row] and len((out / "results.jsonl").read_text().splitlines()) == 1
     table = run.table(run.read_results(out / "results.jsonl"))
+    assert run.main(["--table", "--results", str(out / "results.jsonl")]) == [row]  # the record can live anywhere
     assert table.splitlines()[0] == run.TABLE_HEADER and "| tldr | prefalign | defaults (train.batch_size=2" in table
 
     # Retention: the base model's, cached once for every task, and the trained model's, as a relative change.
@@ -368,6 +369,29 @@ def test_front_averages_seeds_and_keeps_the_defaults_within_their_noise():
     rows += [_front_row("cheaper", "tldr", 0.9, 0.0, 0.04), _front_row("cheaper", "decline", 0.6, 0.0, 0.05)]
     chosen, why = front.choose(front.points(rows))
     assert chosen.recipe == "cheaper" and "meets the +5%" in why
+
+
+def test_front_keeps_rows_from_earlier_defaults_apart_unless_their_recipe_pinned_what_changed():
+    front = _load("behaviour_front_defaults", BENCH / "front.py")
+    today = front.todays_defaults()
+    earlier = {**today, "lora_lr": today["lora_lr"] * 2}
+    rows = [
+        {**_front_row(recipe, task, 0.8, 0.0, cost), "defaults": ran, "recipe_value": value}
+        for task in ("tldr", "decline")
+        for recipe, ran, cost, value in [
+            ("defaults", earlier, 0.11, []),  # ran on the earlier learning rate
+            ("defaults_seed1", earlier, 0.10, []),
+            ("defaults", today, 0.07, []),  # today's
+            ("rpo1_beta0.3", earlier, 0.10, ["method.beta=0.3"]),  # took its learning rate from the defaults
+            ("rpo1_lr3e-4", earlier, 0.06, ["train.lr=3e-4"]),  # pinned its own: holds under today's defaults
+        ]
+    ]
+    label = f" (lora_lr {earlier['lora_lr']:g})"
+    points = {p.recipe: p for p in front.points(rows)}
+    assert set(points) == {"defaults", f"defaults{label}", f"rpo1_beta0.3{label}", "rpo1_lr3e-4"}
+    assert points[f"defaults{label}"].seeds == 2 and points["defaults"].seeds == 1
+    assert points["defaults"].cost == pytest.approx(0.07)  # today's defaults are not averaged with the earlier
+    assert front.earlier_defaults({"engine": "trl", "recipe": "defaults", "defaults": None}) == ""
 
 
 def test_front_knee_is_the_point_farthest_from_the_chord():

@@ -65,17 +65,55 @@ def seedless(recipe: str) -> str:
     return match["recipe"] if match else recipe
 
 
+def todays_defaults() -> dict:
+    import dataclasses
+
+    from prefalign.config import RECIPE
+
+    return dataclasses.asdict(RECIPE)
+
+
+# The config keys that pin each field of prefalign.config.RECIPE: a row that set one did not run on that default.
+# (The benchmark's rows are LoRA rows unless they set model.lora, so full_lr counts only for those that did.)
+PINNED_BY = {
+    "rpo_alpha": {"method.rpo_alpha", "method.loss"},
+    "lora_lr": {"train.lr", "model.lora"},
+    "full_lr": {"train.lr"},
+    "epochs": {"train.epochs"},
+}
+
+
+def earlier_defaults(row: dict, today: dict | None = None) -> str:
+    """For a prefalign row that ran on other defaults than today's, what differed and was not pinned by its
+    recipe (` (lora_lr 0.0005)`), so that `defaults` before a change and after it are never one recipe; ''
+    for every other row."""
+    ran = row.get("defaults")
+    if row.get("engine") != "prefalign" or not ran:
+        return ""
+    today = todays_defaults() if today is None else today
+    pinned = {text.partition("=")[0] for text in [*(row.get("recipe_value") or []), *(row.get("set") or [])]}
+    changed = [
+        f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in ran.items()
+        if today.get(key) != value and not pinned & PINNED_BY[key] and (key != "full_lr" or "model.lora" in pinned)
+    ]
+    return f" ({', '.join(changed)})" if changed else ""
+
+
 def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> list[Point]:
     """One point per (engine, recipe) measured on every task with the peer retention column; the newest row
-    of each (engine, recipe with its seed, task) counts, and a task's seeds are averaged."""
+    of each (engine, recipe with its seed, task) counts, and a task's seeds are averaged. A prefalign row that
+    ran on earlier defaults is its own recipe, named with what differed (`defaults (lora_lr 0.0005)`)."""
+    today = todays_defaults()
     latest: dict[tuple[str, str, str], dict] = {}
     for row in rows:
         if row.get("peer_nll_change") is None:
             continue  # a row from before the peer measure, or one whose retention was refused
-        latest[(row["engine"], row["recipe"], row["task"])] = row
+        latest[(row["engine"], row["recipe"] + earlier_defaults(row, today), row["task"])] = row
     runs: dict[tuple[str, str, str], list[dict]] = {}
-    for (engine, recipe, task), row in latest.items():
-        runs.setdefault((engine, seedless(recipe), task), []).append(row)
+    for (engine, _, task), row in latest.items():
+        recipe = seedless(row["recipe"]) + earlier_defaults(row, today)
+        runs.setdefault((engine, recipe, task), []).append(row)
     result = []
     for engine, recipe in sorted({(e, r) for e, r, _ in runs}):
         per_task = [runs.get((engine, recipe, task)) for task in tasks]

@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # rules.py and score.py sit beside this script
 
+from front import earlier_defaults
 from retention import Retention, RetentionError, relative_change, retention
 from rules import TASKS
 from score import Score, load, resolve, score
@@ -557,7 +558,7 @@ def retention_cells(row: dict) -> str:
 
 
 def table_row(row: dict) -> str:
-    extra = f" ({', '.join(row['set'])})" if row.get("set") else ""
+    extra = earlier_defaults(row) + (f" ({', '.join(row['set'])})" if row.get("set") else "")
     steps = f"{row['steps']}" + (f" (max {row['max_steps']})" if row.get("max_steps") else "")
     minutes, seconds = divmod(int(row["train_seconds"]), 60)
     return (
