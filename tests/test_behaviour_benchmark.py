@@ -383,15 +383,22 @@ def test_front_keeps_rows_from_earlier_defaults_apart_unless_their_recipe_pinned
             ("defaults_seed1", earlier, 0.10, []),
             ("defaults", today, 0.07, []),  # today's
             ("rpo1_beta0.3", earlier, 0.10, ["method.beta=0.3"]),  # took its learning rate from the defaults
-            ("rpo1_lr3e-4", earlier, 0.06, ["train.lr=3e-4"]),  # pinned its own: holds under today's defaults
+            ("pinned_lr", earlier, 0.06, [f"train.lr={today['lora_lr'] / 2:g}"]),  # holds under today's defaults
         ]
     ]
     label = f" (lora_lr {earlier['lora_lr']:g})"
     points = {p.recipe: p for p in front.points(rows)}
-    assert set(points) == {"defaults", f"defaults{label}", f"rpo1_beta0.3{label}", "rpo1_lr3e-4"}
+    assert set(points) == {"defaults", f"defaults{label}", f"rpo1_beta0.3{label}", "pinned_lr"}
     assert points[f"defaults{label}"].seeds == 2 and points["defaults"].seeds == 1
     assert points["defaults"].cost == pytest.approx(0.07)  # today's defaults are not averaged with the earlier
     assert front.earlier_defaults({"engine": "trl", "recipe": "defaults", "defaults": None}) == ""
+    # The incumbent: today's defaults, by name or by a recipe that restates their values (any seed).
+    restating = [f"method.rpo_alpha={today['rpo_alpha']:g}", f"train.lr={today['lora_lr']}", "method.loss=sigmoid"]
+    assert front.runs_todays_defaults({"engine": "prefalign", "recipe": "x", "defaults": today,
+                                       "recipe_value": [*restating, "train.seed=1"]})  # fmt: skip
+    assert not front.runs_todays_defaults({"engine": "prefalign", "recipe": "x", "defaults": today,
+                                           "recipe_value": [*restating, "method.beta=0.3"]})  # fmt: skip
+    assert [p.recipe for p in points.values() if p.incumbent] == ["defaults"]
 
 
 def test_front_knee_is_the_point_farthest_from_the_chord():

@@ -16,9 +16,10 @@ over its seeds, and the largest spread between seeds of one recipe on one task i
 The **front** is the recipes no other beats on both gain and cost. The **choice** follows the issue's rule:
 among recipes with gain ≥ 50 points on both tasks and side effects < 10%, the smallest cost; when none
 qualifies, the knee of the front (the point farthest from the straight line between its two ends, in units
-of each axis's range), which the printout says plainly. A recipe that is cheaper than a qualifying
-`defaults` by no more than the noise does not replace it: that difference is not measured. A `defaults` row
-means the defaults it ran under (its `defaults` field), not today's.
+of each axis's range), which the printout says plainly. A recipe that is cheaper than the qualifying
+incumbent (today's defaults: a `defaults` row on them, or a recipe that pins exactly their values) by no more
+than the noise does not replace it: that difference is not measured. A `defaults` row means the defaults it
+ran under (its `defaults` field), not today's; rows on earlier defaults are named with what differed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Point:
     tasks: tuple[str, ...]
     seeds: int = 1  # runs averaged into each task's numbers
     spread: float = 0.0  # the largest cost difference between this recipe's seeds on one task
+    incumbent: bool = False  # ran exactly today's defaults (`defaults`, or a recipe that pins their values)
 
     @property
     def name(self) -> str:
@@ -100,6 +102,35 @@ def earlier_defaults(row: dict, today: dict | None = None) -> str:
     return f" ({', '.join(changed)})" if changed else ""
 
 
+def runs_todays_defaults(row: dict, today: dict | None = None) -> bool:
+    """Whether a row trained exactly today's recipe: `defaults` on today's defaults, or a recipe whose overrides
+    only restate them (rpo1_lr3e-4 once the defaults are rpo_alpha 1 at 3e-4), whatever its seed."""
+    today = todays_defaults() if today is None else today
+    if row.get("engine") != "prefalign" or earlier_defaults(row, today):
+        return False
+    if "recipe_value" not in row:  # a row that does not say what it set: only its name can tell
+        return seedless(row["recipe"]) == "defaults"
+    restating = {
+        "method.loss": {"sigmoid"},
+        "method.loss_weights": {"null"},
+        "method.rpo_alpha": {f"{today['rpo_alpha']:g}"},
+        "train.lr": {f"{today['lora_lr']:g}"},
+        "train.epochs": {f"{today['epochs']:g}"},
+    }
+    for text in [*(row.get("recipe_value") or []), *(row.get("set") or [])]:
+        key, _, value = text.partition("=")
+        if key != "train.seed" and (key not in restating or f"{_number(value)}" not in restating[key]):
+            return False
+    return True
+
+
+def _number(value: str) -> str:
+    try:
+        return f"{float(value):g}"
+    except ValueError:
+        return value
+
+
 def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> list[Point]:
     """One point per (engine, recipe) measured on every task with the peer retention column; the newest row
     of each (engine, recipe with its seed, task) counts, and a task's seeds are averaged. A prefalign row that
@@ -132,6 +163,7 @@ def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> li
                 tasks=tasks,
                 seeds=min(len(s) for s in per_task),
                 spread=max(max(c) - min(c) for c in costs),
+                incumbent=all(runs_todays_defaults(r, today) for seeds in per_task for r in seeds),
             )
         )
     return result
@@ -181,7 +213,7 @@ def choose(candidates: list[Point]) -> tuple[Point | None, str]:
             f"the cheapest of {len(qualified)} recipe(s) with behaviour ≥ {GAIN_TARGET:.0%} up on every task and "
             f"side effects < {SIDE_EFFECT_LIMIT:.0%}; it {met} the +{COST_TARGET:.0%} retention target"
         )
-        defaults = next((p for p in qualified if p.recipe == "defaults" and p.engine == "prefalign"), None)
+        defaults = next((p for p in qualified if p.incumbent), None)
         spread = noise(candidates)
         if defaults is not None and best is not defaults and defaults.cost - best.cost <= spread:
             return defaults, (
