@@ -81,7 +81,9 @@ MEMORY_VARIANTS = (
 ENGINES = ("trl", "prefalign", "prefalign-cached", "trl-cached", "prefalign-unfused")
 DEFAULT_ENGINES = ENGINES[:4]  # prefalign-unfused (train.fused_mlp off) only when asked for
 CACHED = ("prefalign-cached", "trl-cached")  # a fill run first scores the data with the reference; the next reuses it
-LR = {"lora": 5e-4, "full": 1e-5}  # prefalign's recipe learning rates, for both engines
+# The recipe's learning rates when the tables were measured, for both engines (the LoRA default is 3e-4 since
+# 2026-12-04; a rate does not change what a step costs, so the measured rows stand).
+LR = {"lora": 5e-4, "full": 1e-5}
 LORA = {"r": 16, "alpha": 32.0}  # prefalign's default adapter shape, all linear layers
 TEXT = (  # the words generated pairs are made of: most are one token with a leading space
     "the model answers a question about data and time with care while people read what it writes in short "

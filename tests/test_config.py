@@ -15,7 +15,7 @@ def test_defaults_fill_every_section():
     assert config.data.train[0].path == "pairs.jsonl" and config.data.train[0].format == "auto"
     assert config.method.loss == "sigmoid" and config.method.beta == 0.1
     assert config.method.rpo_alpha == 1.0  # the recommended recipe: DPO + NLL on chosen
-    assert config.train.lr == 5e-4 and config.train.epochs == 2
+    assert config.train.lr == 3e-4 and config.train.epochs == 2
     assert config.resolved_reference_mode() == "precomputed"  # 2 epochs: the reference scores each example once
     # every default is written out, so the run directory's config.yaml reproduces the run
     dumped = yaml.safe_load(config.to_yaml())
@@ -26,14 +26,14 @@ def test_defaults_fill_every_section():
 @pytest.mark.parametrize(
     ("overrides", "loss", "rpo_alpha", "lr"),
     [
-        ([], "sigmoid", 1.0, 5e-4),
+        ([], "sigmoid", 1.0, 3e-4),
         (["model.lora=null"], "sigmoid", 1.0, 1e-5),  # full fine-tuning takes a far smaller step
-        (["method.loss=sigmoid"], "sigmoid", None, 5e-4),  # a loss named is trained as named
-        (["method.rpo_alpha=null"], "sigmoid", None, 5e-4),  # plain DPO
-        (["method.rpo_alpha=0.5"], "sigmoid", 0.5, 5e-4),
-        (["method.loss=ipo"], "ipo", None, 5e-4),
-        (["method.loss=kto"], "kto", None, 5e-4),
-        (["method.kind=reward"], "bradley_terry", None, 5e-4),
+        (["method.loss=sigmoid"], "sigmoid", None, 3e-4),  # a loss named is trained as named
+        (["method.rpo_alpha=null"], "sigmoid", None, 3e-4),  # plain DPO
+        (["method.rpo_alpha=0.5"], "sigmoid", 0.5, 3e-4),
+        (["method.loss=ipo"], "ipo", None, 3e-4),
+        (["method.loss=kto"], "kto", None, 3e-4),
+        (["method.kind=reward"], "bradley_terry", None, 3e-4),
         (["train.lr=1e-4", "model.lora=null"], "sigmoid", 1.0, 1e-4),
     ],
 )

@@ -149,9 +149,9 @@ RETENTION_SWEEP: list[tuple[str, str]] = [
     ("prefalign", "rpo1_lr2e-4_epochs1"),
     *[
         ("prefalign", f"rpo{alpha}_lr{lr}")
-        for lr in ("2e-4", "5e-4", "1e-3")
+        for lr in ("2e-4", "3e-4", "5e-4", "1e-3")
         for alpha in (0, 0.25, 0.5, 1)
-        if (alpha, lr) != (1, "5e-4") and f"rpo{alpha}_lr{lr}" not in _FIRST  # (1, 5e-4) is the defaults
+        if f"rpo{alpha}_lr{lr}" not in _FIRST
     ],
     ("prefalign", "rpo1_beta0.3_epochs1"),
     ("prefalign", "rpo1_lora_r4"),

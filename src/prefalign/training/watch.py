@@ -105,7 +105,7 @@ class GeneralNllWatch:
 
     Why 5%: it is issue 18's target for a recipe's retention cost, and the behaviour benchmark's retention sweep
     (benchmarks/behaviour/README.md, "Retention results") puts it below every recipe that moved the harder
-    task's held-out behaviour on SmolLM2-135M-Instruct (+6.7% at lr 3e-4, +10.5-12.5% at the defaults' 5e-4, in
+    task's held-out behaviour on SmolLM2-135M-Instruct (+6.5-7.0% at the defaults' lr 3e-4, +10.5-12.5% at 5e-4, in
     the NLL of general chat answers never trained on), and above most of those that left it unmoved (+3.7-6.6%).
     So a run that changes behaviour as those did is told what it costs, with the measured rise.
     The probe scores the starting policy's own sampled answers (eval/probe.py), which tracked that measure within
