@@ -93,7 +93,7 @@ def earlier_defaults(row: dict, today: dict | None = None) -> str:
     if row.get("engine") != "prefalign" or not ran:
         return ""
     today = todays_defaults() if today is None else today
-    pinned = {text.partition("=")[0] for text in [*(row.get("recipe_value") or []), *(row.get("set") or [])]}
+    pinned = {text.partition("=")[0] for text in _overrides(row)}
     changed = [
         f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
         for key, value in ran.items()
@@ -117,11 +117,16 @@ def runs_todays_defaults(row: dict, today: dict | None = None) -> bool:
         "train.lr": {f"{today['lora_lr']:g}"},
         "train.epochs": {f"{today['epochs']:g}"},
     }
-    for text in [*(row.get("recipe_value") or []), *(row.get("set") or [])]:
+    for text in _overrides(row):
         key, _, value = text.partition("=")
         if key != "train.seed" and (key not in restating or f"{_number(value)}" not in restating[key]):
             return False
     return True
+
+
+def _overrides(row: dict) -> list[str]:
+    """The config overrides a prefalign row ran with: its recipe's, then its --set values."""
+    return [*(row.get("recipe_value") or []), *(row.get("set") or [])]
 
 
 def _number(value: str) -> str:
@@ -136,15 +141,15 @@ def points(rows: list[dict], tasks: tuple[str, ...] = ("tldr", "decline")) -> li
     of each (engine, recipe with its seed, task) counts, and a task's seeds are averaged. A prefalign row that
     ran on earlier defaults is its own recipe, named with what differed (`defaults (lora_lr 0.0005)`)."""
     today = todays_defaults()
-    latest: dict[tuple[str, str, str], dict] = {}
+    latest: dict[tuple[str, str, str], tuple[dict, str]] = {}
     for row in rows:
         if row.get("peer_nll_change") is None:
             continue  # a row from before the peer measure, or one whose retention was refused
-        latest[(row["engine"], row["recipe"] + earlier_defaults(row, today), row["task"])] = row
+        label = earlier_defaults(row, today)
+        latest[(row["engine"], row["recipe"] + label, row["task"])] = (row, label)
     runs: dict[tuple[str, str, str], list[dict]] = {}
-    for (engine, _, task), row in latest.items():
-        recipe = seedless(row["recipe"]) + earlier_defaults(row, today)
-        runs.setdefault((engine, recipe, task), []).append(row)
+    for (engine, _, task), (row, label) in latest.items():
+        runs.setdefault((engine, seedless(row["recipe"]) + label, task), []).append(row)
     result = []
     for engine, recipe in sorted({(e, r) for e, r, _ in runs}):
         per_task = [runs.get((engine, recipe, task)) for task in tasks]
