@@ -194,17 +194,24 @@ def machine() -> str:
 
 
 def matmul_peak(dtype_name: str, size: int = 2048, repeat: int = 5) -> float:
-    """FLOP/s of the best of `repeat` [size×size]·[size×size] matmuls in `dtype_name`, after a warm-up."""
+    """FLOP/s of the best of `repeat` [size×size]·[size×size] matmuls in `dtype_name`, after a warm-up, on the
+    device the engines train on (the GPU when there is one: a CPU peak would put a GPU run's MFU in the thousands)."""
     import torch
 
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        size = max(size, 8192)  # 2048² takes microseconds on a GPU: too short to time, far below its peak
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(2):
         a @ b
+    sync()
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best
 
@@ -329,6 +336,8 @@ def run_trl(spec: dict) -> dict:
     from transformers import logging as hf_logging
     from trl import DPOConfig, DPOTrainer
 
+    from prefalign.model.load import hub_kernels
+
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     lora = spec["case"] == "lora"
@@ -359,7 +368,8 @@ def run_trl(spec: dict) -> dict:
         disable_tqdm=True,
     )
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
-    model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32)
+    # without the Hub kernels transformers would swap in on a GPU, as prefalign loads it (model.load.hub_kernels)
+    model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32, **hub_kernels())
     peft_config = None
     if lora:
         peft_config = LoraConfig(

@@ -123,6 +123,26 @@ def test_segment_attention_reads_the_segments(tokenizer):
     assert after.logps[-1] != before.logps[-1]
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_the_gpu_causal_bias_matches_the_cpu_mask(autocast):
+    """Off the CPU a later answer attends [prompt; itself] through the lower-right causal bias (flash and
+    memory-efficient kernels); it runs on the CPU too, so it is checked here against the CPU's boolean mask, with
+    grouped heads, and under autocast with the dtypes a Llama layer hands it there (rotated query and key in
+    float32, value in bf16), which the bias refused before it cast them itself (on an H200, 2026-12-04)."""
+    from prefalign.model.attention import _causal, _causal_bias
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, 5, 8), torch.randn(1, 2, 9, 8), torch.randn(1, 2, 9, 8)
+    expected = _causal(q, k, v, 0.0, None, 2)  # on the CPU: the boolean mask
+    if not autocast:
+        torch.testing.assert_close(_causal_bias(q, k, v, 0.0, None, 2), expected)
+        return
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = _causal_bias(q, k, v.bfloat16(), 0.0, None, 2)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, atol=2e-2, rtol=2e-2)
+
+
 def test_flex_attention_block_mask_gives_padded_logps(tokenizer):
     """FlexAttention reads the segments as a BlockMask. torch has no FlexAttention backward on CPU, so this checks
     the forward (a reference pass, evaluation); the block mask is the same for the backward on a GPU."""

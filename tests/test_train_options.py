@@ -183,3 +183,17 @@ def test_a_run_records_what_auto_chose(tiny_model_dir, toy_data, tmp_path):
     recorded = yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["mixed_precision"]
     # What auto must pick on this CPU, from the measurement itself (cached per process, so the run saw the same).
     assert recorded == ("bf16" if cpu_bf16_slowdown() <= _SLOWDOWN_LIMIT else "no")
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, False), ("0", False), ("1", True)])
+def test_hub_kernels_stay_off_unless_asked(tiny_model_dir, monkeypatch, env, expected):
+    """transformers loads with its Hub kernels on by default, which fails offline on a GPU (see hub_kernels):
+    prefalign's loaders turn them off, and USE_HUB_KERNELS=1 turns them back on."""
+    from prefalign.model.load import load_base
+
+    if env is None:
+        monkeypatch.delenv("USE_HUB_KERNELS", raising=False)
+    else:
+        monkeypatch.setenv("USE_HUB_KERNELS", env)
+    model = load_base(ModelConfig(path=str(tiny_model_dir)))
+    assert model.use_kernels is expected

@@ -18,7 +18,7 @@ def load_reward_model_from(path: str, device) -> tuple[torch.nn.Module, Any]:
     Anything that is not a sequence classifier with one output is a clear error."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from prefalign.model.load import resolve_path, use_reward_pad_token
+    from prefalign.model.load import hub_kernels, resolve_path, use_reward_pad_token
 
     run = Path(path)
     adapter = None
@@ -41,7 +41,7 @@ def load_reward_model_from(path: str, device) -> tuple[torch.nn.Module, Any]:
             f"--reward-model: {path} is not a sequence classifier ({', '.join(architectures) or 'no architecture'}); "
             "pass a reward model trained with method.kind: reward"
         )
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=1, **hub_kernels())
     if adapter:
         from peft import PeftModel
 

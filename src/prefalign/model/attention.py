@@ -189,11 +189,23 @@ def _causal(q, k, v, dropout: float, scale: float | None, groups: int) -> torch.
     if q.device.type == "cpu":  # SDPA's CPU kernel takes a boolean mask with grouped heads
         mask = torch.ones(length, keys, dtype=torch.bool, device=q.device).tril(keys - length)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale, enable_gqa=gqa)
-    # Elsewhere the lower-right causal bias runs flash or memory-efficient kernels, which want the heads repeated.
+    return _causal_bias(q, k, v, dropout, scale, groups)
+
+
+def _causal_bias(q, k, v, dropout: float, scale: float | None, groups: int) -> torch.Tensor:
+    """_causal off the CPU: the lower-right causal bias runs flash or memory-efficient kernels, which want the heads
+    repeated. The bias dispatches in __torch_function__, before autocast casts SDPA's inputs: under autocast the
+    rotated query and key arrive in float32 and the value in the autocast dtype, which it refuses ("Expected
+    query, key, and value to have the same dtype", seen on an H200 on 2026-12-04), so they are cast here."""
     from torch.nn.attention.bias import causal_lower_right
 
-    if gqa:
+    device = q.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    if groups > 1:
         k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+    length, keys = q.shape[2], k.shape[2]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(length, keys), dropout_p=dropout,
                                           scale=scale)  # fmt: skip
 

@@ -68,6 +68,18 @@ def _attention(config: ModelConfig) -> dict[str, str]:
     return {"attn_implementation": config.attention} if config.attention else {}
 
 
+def hub_kernels() -> dict[str, bool]:
+    """from_pretrained's use_kernels: off unless USE_HUB_KERNELS asks for them.
+
+    transformers 5 (with `kernels`, one of its dependencies) swaps layers for kernels fetched from the Hub at load
+    time on a GPU, on by default: offline (HF_HUB_OFFLINE, an air-gapped cluster) that load fails ("Version 2 of
+    'kernels-community/rotary' is not available in the local cache", seen on an H200 on 2026-12-04), and online
+    it runs code downloaded at load time under prefalign's own layers (the fused MLP, the packed attention).
+    `USE_HUB_KERNELS=1` turns them back on for those who want them.
+    """
+    return {"use_kernels": os.environ.get("USE_HUB_KERNELS", "").strip().upper() in {"1", "YES", "TRUE", "ON"}}
+
+
 def _compute_dtype(name: str) -> torch.dtype:
     """quantization_options.compute_dtype; auto: bf16 on a CUDA GPU that has it, else float32 (see its description)."""
     if name == "auto":
@@ -180,6 +192,7 @@ def load_base(config: ModelConfig, path: str | None = None) -> nn.Module:
         trust_remote_code=config.trust_remote_code,
         **_attention(config),
         **_quantized(config),
+        **hub_kernels(),
     )
     return keep_4bit_layers_trainable(model)
 
@@ -259,6 +272,7 @@ def load_reward_model(config: ModelConfig, pad_token_id: int) -> nn.Module:
         trust_remote_code=config.trust_remote_code,
         **_attention(config),
         **_quantized(config, reward=True),
+        **hub_kernels(),
     )
     model.config.get_text_config().pad_token_id = pad_token_id  # saved with the model: see use_reward_pad_token
     keep_4bit_layers_trainable(model)
