@@ -393,12 +393,21 @@ def test_front_keeps_rows_from_earlier_defaults_apart_unless_their_recipe_pinned
     assert points["defaults"].cost == pytest.approx(0.07)  # today's defaults are not averaged with the earlier
     assert front.earlier_defaults({"engine": "trl", "recipe": "defaults", "defaults": None}) == ""
     # The incumbent: today's defaults, by name or by a recipe that restates their values (any seed).
-    restating = [f"method.rpo_alpha={today['rpo_alpha']:g}", f"train.lr={today['lora_lr']}", "method.loss=sigmoid"]
+    restating = [f"method.rpo_alpha={today['rpo_alpha']:g}", f"train.lr={today['lora_lr']}", "method.loss=sigmoid",
+                 f"method.beta={today['beta']:g}"]  # fmt: skip
     assert front.runs_todays_defaults({"engine": "prefalign", "recipe": "x", "defaults": today,
                                        "recipe_value": [*restating, "train.seed=1"]})  # fmt: skip
     assert not front.runs_todays_defaults({"engine": "prefalign", "recipe": "x", "defaults": today,
-                                           "recipe_value": [*restating, "method.beta=0.3"]})  # fmt: skip
+                                           "recipe_value": [*restating, "method.beta=0.5"]})  # fmt: skip
+    # naming the loss without a beta runs on beta's own default (0.1), not the recipe's (0.3)
+    assert not front.runs_todays_defaults({"engine": "prefalign", "recipe": "x", "defaults": today,
+                                           "recipe_value": restating[:-1]})  # fmt: skip
     assert [p.recipe for p in points.values() if p.incumbent] == ["defaults"]
+    # rows written before beta joined the recipe ran on 0.1; a named loss pinned it, the bare defaults did not
+    before_beta = {key: value for key, value in today.items() if key != "beta"}
+    row = {"engine": "prefalign", "recipe": "defaults", "defaults": before_beta, "recipe_value": []}
+    assert front.earlier_defaults(row, today) == " (beta 0.1)"
+    assert front.earlier_defaults({**row, "recipe_value": ["method.loss=sigmoid"]}, today) == ""
 
 
 def test_front_knee_is_the_point_farthest_from_the_chord():

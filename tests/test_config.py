@@ -13,7 +13,7 @@ def test_defaults_fill_every_section():
     assert config.model.path == "builtin:smollm2-135m-instruct"
     assert config.model.lora is not None and config.model.lora.r == 16
     assert config.data.train[0].path == "pairs.jsonl" and config.data.train[0].format == "auto"
-    assert config.method.loss == "sigmoid" and config.method.beta == 0.1
+    assert config.method.loss == "sigmoid" and config.method.beta == 0.3  # the recipe's beta
     assert config.method.rpo_alpha == 1.0  # the recommended recipe: DPO + NLL on chosen
     assert config.train.lr == 3e-4 and config.train.epochs == 2
     assert config.resolved_reference_mode() == "precomputed"  # 2 epochs: the reference scores each example once
@@ -24,22 +24,28 @@ def test_defaults_fill_every_section():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "loss", "rpo_alpha", "lr"),
+    ("overrides", "loss", "rpo_alpha", "beta", "lr"),
     [
-        ([], "sigmoid", 1.0, 3e-4),
-        (["model.lora=null"], "sigmoid", 1.0, 1e-5),  # full fine-tuning takes a far smaller step
-        (["method.loss=sigmoid"], "sigmoid", None, 3e-4),  # a loss named is trained as named
-        (["method.rpo_alpha=null"], "sigmoid", None, 3e-4),  # plain DPO
-        (["method.rpo_alpha=0.5"], "sigmoid", 0.5, 3e-4),
-        (["method.loss=ipo"], "ipo", None, 3e-4),
-        (["method.loss=kto"], "kto", None, 3e-4),
-        (["method.kind=reward"], "bradley_terry", None, 3e-4),
-        (["train.lr=1e-4", "model.lora=null"], "sigmoid", 1.0, 1e-4),
+        ([], "sigmoid", 1.0, 0.3, 3e-4),
+        (["model.lora=null"], "sigmoid", 1.0, 0.3, 1e-5),  # full fine-tuning takes a far smaller step
+        (["method.loss=sigmoid"], "sigmoid", None, 0.1, 3e-4),  # a loss named is trained as named, as TRL would
+        (["method.rpo_alpha=null"], "sigmoid", None, 0.3, 3e-4),  # plain DPO, at the recipe's beta
+        (["method.rpo_alpha=0.5"], "sigmoid", 0.5, 0.3, 3e-4),
+        (["method.beta=0.2"], "sigmoid", 1.0, 0.2, 3e-4),
+        (["method.loss=ipo"], "ipo", None, 0.1, 3e-4),
+        (["method.loss=kto"], "kto", None, 0.1, 3e-4),
+        (["method.kind=reward"], "bradley_terry", None, 0.1, 3e-4),
+        (["train.lr=1e-4", "model.lora=null"], "sigmoid", 1.0, 0.3, 1e-4),
     ],
 )
-def test_recommended_recipe_fills_what_is_not_given(overrides, loss, rpo_alpha, lr):
+def test_recommended_recipe_fills_what_is_not_given(overrides, loss, rpo_alpha, beta, lr):
     config = load_config(MINIMAL, overrides)
-    assert (config.method.loss, config.method.rpo_alpha, config.train.lr) == (loss, rpo_alpha, lr)
+    assert (config.method.loss, config.method.rpo_alpha, config.method.beta, config.train.lr) == (
+        loss,
+        rpo_alpha,
+        beta,
+        lr,
+    )
     assert load_config(yaml.safe_load(config.to_yaml())) == config  # the written config.yaml reproduces it
 
 

@@ -459,6 +459,9 @@ def test_the_loss_follows_the_data_only_when_none_is_named():
     assert named.for_data("unpaired") is named  # a named loss is trained as named (and the data check says no)
     reward = load_config({"data": {"train": "rows.jsonl"}, "method": {"kind": "reward"}})
     assert reward.for_data("unpaired") is reward
+    # the recipe's beta (0.3) was chosen for its own loss: kto, filled in for the data, keeps kto's 0.1
+    recipe = load_config({"data": {"train": "rows.jsonl"}})
+    assert recipe.method.beta == 0.3 and recipe.for_data("unpaired").method.beta == 0.1
 
 
 def test_autotrain_config_yaml_and_llamafactory_eval_dataset(tmp_path):

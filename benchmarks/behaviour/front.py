@@ -76,13 +76,20 @@ def todays_defaults() -> dict:
 
 
 # The config keys that pin each field of prefalign.config.RECIPE: a row that set one did not run on that default.
-# (The benchmark's rows are LoRA rows unless they set model.lora, so full_lr counts only for those that did.)
+# (The benchmark's rows are LoRA rows unless they set model.lora, so full_lr counts only for those that did; a
+# row that names method.loss runs on beta's own default, 0.1, not the recipe's.)
 PINNED_BY = {
     "rpo_alpha": {"method.rpo_alpha", "method.loss"},
+    "beta": {"method.beta", "method.loss"},
     "lora_lr": {"train.lr", "model.lora"},
     "full_lr": {"train.lr"},
     "epochs": {"train.epochs"},
 }
+
+
+# What rows recorded before a field joined prefalign.config.RECIPE ran on: beta was 0.1 until 2026-12-04.
+BEFORE_RECIPE_HELD = {"beta": 0.1}
+NAMED_LOSS_BETA = 0.1  # method.beta's own default, which a row that names method.loss runs on
 
 
 def earlier_defaults(row: dict, today: dict | None = None) -> str:
@@ -92,6 +99,7 @@ def earlier_defaults(row: dict, today: dict | None = None) -> str:
     ran = row.get("defaults")
     if row.get("engine") != "prefalign" or not ran:
         return ""
+    ran = {**BEFORE_RECIPE_HELD, **ran}
     today = todays_defaults() if today is None else today
     pinned = {text.partition("=")[0] for text in _overrides(row)}
     changed = [
@@ -110,14 +118,19 @@ def runs_todays_defaults(row: dict, today: dict | None = None) -> bool:
         return False
     if "recipe_value" not in row:  # a row that does not say what it set: only its name can tell
         return seedless(row["recipe"]) == "defaults"
+    overrides = _overrides(row)
+    keys = {text.partition("=")[0] for text in overrides}
+    if "method.loss" in keys and "method.beta" not in keys and today.get("beta", NAMED_LOSS_BETA) != NAMED_LOSS_BETA:
+        return False  # a named loss runs on beta's own default, not the recipe's
     restating = {
         "method.loss": {"sigmoid"},
         "method.loss_weights": {"null"},
         "method.rpo_alpha": {f"{today['rpo_alpha']:g}"},
+        "method.beta": {f"{today.get('beta', NAMED_LOSS_BETA):g}"},
         "train.lr": {f"{today['lora_lr']:g}"},
         "train.epochs": {f"{today['epochs']:g}"},
     }
-    for text in _overrides(row):
+    for text in overrides:
         key, _, value = text.partition("=")
         if key != "train.seed" and (key not in restating or f"{_number(value)}" not in restating[key]):
             return False
