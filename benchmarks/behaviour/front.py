@@ -89,7 +89,13 @@ PINNED_BY = {
 
 # What rows recorded before a field joined prefalign.config.RECIPE ran on: beta was 0.1 until 2026-12-04.
 BEFORE_RECIPE_HELD = {"beta": 0.1}
-NAMED_LOSS_BETA = 0.1  # method.beta's own default, which a row that names method.loss runs on
+
+
+def named_loss_beta() -> float:
+    """method.beta's own default, which a row that names method.loss runs on (not the recipe's)."""
+    from prefalign.config import MethodConfig
+
+    return MethodConfig.model_fields["beta"].default
 
 
 def earlier_defaults(row: dict, today: dict | None = None) -> str:
@@ -118,20 +124,18 @@ def runs_todays_defaults(row: dict, today: dict | None = None) -> bool:
         return False
     if "recipe_value" not in row:  # a row that does not say what it set: only its name can tell
         return seedless(row["recipe"]) == "defaults"
-    overrides = _overrides(row)
-    keys = {text.partition("=")[0] for text in overrides}
-    if "method.loss" in keys and "method.beta" not in keys and today.get("beta", NAMED_LOSS_BETA) != NAMED_LOSS_BETA:
-        return False  # a named loss runs on beta's own default, not the recipe's
+    ran = dict(text.partition("=")[::2] for text in _overrides(row))
+    if "method.loss" in ran:  # a named loss runs on beta's own default, not the recipe's
+        ran.setdefault("method.beta", f"{named_loss_beta():g}")
     restating = {
         "method.loss": {"sigmoid"},
         "method.loss_weights": {"null"},
         "method.rpo_alpha": {f"{today['rpo_alpha']:g}"},
-        "method.beta": {f"{today.get('beta', NAMED_LOSS_BETA):g}"},
+        "method.beta": {f"{today['beta']:g}"},
         "train.lr": {f"{today['lora_lr']:g}"},
         "train.epochs": {f"{today['epochs']:g}"},
     }
-    for text in overrides:
-        key, _, value = text.partition("=")
+    for key, value in ran.items():
         if key != "train.seed" and (key not in restating or f"{_number(value)}" not in restating[key]):
             return False
     return True

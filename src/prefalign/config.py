@@ -377,7 +377,7 @@ class MethodConfig(_Section):
         method = handler(data)
         if defaulted:
             method._loss_from_default = True
-            method._beta_from_recipe = data.get("beta") is None and data.get("kind") != "reward"
+            method._beta_from_recipe = data.get("beta") is None
         return method
 
     @property

@@ -77,7 +77,9 @@ def hub_kernels() -> dict[str, bool]:
     it runs code downloaded at load time under prefalign's own layers (the fused MLP, the packed attention).
     `USE_HUB_KERNELS=1` turns them back on for those who want them.
     """
-    return {"use_kernels": os.environ.get("USE_HUB_KERNELS", "").strip().upper() in {"1", "YES", "TRUE", "ON"}}
+    from transformers.utils import ENV_VARS_TRUE_VALUES  # the values transformers reads as true
+
+    return {"use_kernels": os.environ.get("USE_HUB_KERNELS", "").strip().upper() in ENV_VARS_TRUE_VALUES}
 
 
 def _compute_dtype(name: str) -> torch.dtype:
